@@ -1,0 +1,47 @@
+"""Pick the device, the autocast dtype and the CPU thread count, once, for everyone.
+
+CUDA first, then Apple MPS, then CPU. Master weights stay fp32; bf16 autocast is used where
+the hardware does bf16 matrix work natively (CUDA with bf16, CPUs with AVX512-BF16 or AMX),
+because elsewhere (e.g. AVX2-only CPUs) emulated bf16 is slower than fp32.
+"""
+from __future__ import annotations
+
+import functools
+import os
+
+import torch
+
+
+def pick_device() -> torch.device:
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+@functools.lru_cache(maxsize=None)
+def cpu_has_native_bf16() -> bool:
+    """True when /proc/cpuinfo lists avx512_bf16 or amx_bf16 (Linux; False elsewhere)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = f.read()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def autocast_dtype(device: torch.device) -> torch.dtype | None:
+    """bf16 where the device computes it natively, else None (plain fp32)."""
+    if device.type == "cuda" and torch.cuda.is_bf16_supported():
+        return torch.bfloat16
+    if device.type == "cpu" and cpu_has_native_bf16():
+        return torch.bfloat16
+    return None
+
+
+def set_threads() -> int:
+    """Use one intra-op thread per available core (respects CPU affinity and containers)."""
+    n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    torch.set_num_threads(n)
+    return n

@@ -1,0 +1,412 @@
+"""lab.dataio: every format into the exact Conversation, every malformed case into a DataError
+that names the file and line/record/row, round trips, and fuzzing (DataError or nothing)."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from lab.dataio import parse_record, read_dataset, write_jsonl
+from lab.records import Conversation, DataError, Turn
+
+SEED_TASKS = Path(__file__).resolve().parents[2] / "shared" / "data" / "self_instruct_seed_tasks.jsonl"
+FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+ROUND_TRIP = settings(FUZZ, max_examples=100)  # each example fsyncs a file
+
+
+def U(text):
+    return Turn("user", text)
+
+
+def A(text):
+    return Turn("assistant", text)
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+GOOD = {"instruction": "Say hi", "output": "Hi"}
+HI = Conversation((U("Say hi"), A("Hi")))
+
+# ------------------------------------------------------------------------------ formats
+
+FORMATS = {
+    "alpaca": ({"instruction": "Add", "input": "2 + 2", "output": "4"},
+               Conversation((U("Add\n\n2 + 2"), A("4")))),
+    "alpaca-empty-input": ({"instruction": "Add", "input": "", "output": "4"},
+                           Conversation((U("Add"), A("4")))),
+    "alpaca-extras": ({"instruction": "Add", "output": "4", "system": "Be terse.", "tags": ["math"],
+                       "id": "a1", "category": "arith"},
+                      Conversation((U("Add"), A("4")), system="Be terse.", tags=("math", "arith"), id="a1")),
+    "alpaca-prompt-only": ({"instruction": "Add"}, Conversation((U("Add"),))),
+    "dolly": ({"instruction": "Who?", "context": "Ada wrote it.", "response": "Ada",
+               "category": "closed_qa"},
+              Conversation((U("Who?\n\nAda wrote it."), A("Ada")), tags=("closed_qa",))),
+    "prompt-completion": ({"prompt": "2+2=", "completion": "4"}, Conversation((U("2+2="), A("4")))),
+    "prompt-only": ({"prompt": "2+2="}, Conversation((U("2+2="),))),
+    "prompt-completion-messages": (
+        {"prompt": [{"role": "system", "content": "S"}, {"role": "user", "content": "Q"}],
+         "completion": [{"role": "assistant", "content": "R"}]},
+        Conversation((U("Q"), A("R")), system="S")),
+    "prompt-messages-completion-string": (
+        {"prompt": [{"role": "user", "content": "Q"}], "completion": "R"},
+        Conversation((U("Q"), A("R")))),
+    "messages": ({"messages": [{"role": "system", "content": "S"}, {"role": "user", "content": "Q1"},
+                               {"role": "assistant", "content": "R1"}, {"role": "user", "content": "Q2"},
+                               {"role": "assistant", "content": "R2"}], "tags": "chat", "id": 7},
+                 Conversation((U("Q1"), A("R1"), U("Q2"), A("R2")), system="S", tags=("chat",), id="7")),
+    "messages-prompt-only": ({"messages": [{"role": "user", "content": "Q"}]}, Conversation((U("Q"),))),
+    "messages-extra-keys": ({"messages": [{"role": "user", "content": "Q", "name": "x"},
+                                          {"role": "assistant", "content": "", "weight": 0}]},
+                            Conversation((U("Q"), A("")))),
+    "top-level-system": ({"system": "S", "messages": [{"role": "user", "content": "Q"}]},
+                         Conversation((U("Q"),), system="S")),
+    "sharegpt": ({"conversations": [{"from": "system", "value": "S"}, {"from": "human", "value": "Q"},
+                                    {"from": "gpt", "value": "R"}]},
+                 Conversation((U("Q"), A("R")), system="S")),
+    "sharegpt-user-assistant": ({"conversations": [{"from": "user", "value": "Q"},
+                                                   {"from": "assistant", "value": "R"}]},
+                                Conversation((U("Q"), A("R")))),
+    "seed-task": ({"id": "seed_task_1", "name": "antonym_relation", "instruction": "Relation?",
+                   "instances": [{"input": "Night : Day", "output": "Opposites."}, {"input": "x", "output": "y"}],
+                   "is_classification": False},
+                  Conversation((U("Relation?\n\nNight : Day"), A("Opposites.")), id="antonym_relation")),
+    "nulls-are-absent": ({"instruction": "Add", "input": None, "output": "4", "system": None, "tags": None,
+                          "id": None, "messages": None},
+                         Conversation((U("Add"), A("4")))),
+    "empty-system-and-id": ({"instruction": "Add", "output": "4", "system": "", "id": "", "tags": ""},
+                            Conversation((U("Add"), A("4")))),
+}
+
+
+@pytest.mark.parametrize("record,expected", FORMATS.values(), ids=FORMATS.keys())
+def test_each_format_parses_to_the_exact_conversation(record, expected):
+    got = parse_record(record)
+    assert got == expected
+    assert (got.system, got.tags, got.id) == (expected.system, expected.tags, expected.id)
+
+
+def test_parse_record_passes_a_conversation_through_and_keeps_where_in_meta():
+    assert parse_record(HI) is HI
+    assert parse_record(GOOD, source="a.jsonl", where="line 3").meta == {"source": "a.jsonl", "where": "line 3"}
+
+
+# ------------------------------------------------------------------------------ malformed records
+
+MALFORMED = {
+    "not-an-object": ([1, 2], "expected an object with the record's fields, got a list"),
+    "string": ("hello", "got a string"),
+    "unknown-format": ({"foo": 1, "bar": 2}, "no known format: expected one of 'messages', 'conversations', "
+                       "'instruction'+'output', 'prompt'+'completion'; found keys: foo, bar"),
+    "output-list": ({"instruction": "a", "output": ["x"]}, "'output' must be a string, got a list"),
+    "instruction-number": ({"instruction": 3, "output": "x"}, "'instruction' must be a string, got a number"),
+    "input-object": ({"instruction": "a", "input": {}, "output": "x"}, "'input' must be a string, got an object"),
+    "system-bool": ({"instruction": "a", "output": "x", "system": True}, "'system' must be a string, got a boolean"),
+    "completion-number": ({"prompt": "a", "completion": 3},
+                          "'completion' must be a string or a list of messages, got a number"),
+    "messages-string": ({"messages": "hi"}, "'messages' must be a list of {role, content} objects, got a string"),
+    "messages-empty": ({"messages": []}, "has no user message"),
+    "only-system": ({"messages": [{"role": "system", "content": "S"}]}, "has no user message"),
+    "message-not-object": ({"messages": ["hi"]}, "message 1 in 'messages' must be an object with 'role' and "
+                           "'content', got a string"),
+    "message-no-content": ({"messages": [{"role": "user"}]}, "message 1 in 'messages' has no 'content'"),
+    "content-null": ({"messages": [{"role": "user", "content": None}]},
+                     "message 1 in 'messages': 'content' must be a string, got null"),
+    "unknown-role": ({"messages": [{"role": "tool", "content": "x"}]},
+                     "message 1 in 'messages' has 'role': 'tool'; expected one of 'system', 'user', 'assistant'"),
+    "role-number": ({"messages": [{"role": 1, "content": "x"}]}, "has 'role': a number"),
+    "not-alternating": ({"messages": [{"role": "user", "content": "a"}, {"role": "user", "content": "b"}]},
+                        "message 2 in 'messages' is from 'user' but should be from 'assistant' "
+                        "(turns alternate user, assistant, starting with user)"),
+    "starts-with-assistant": ({"messages": [{"role": "assistant", "content": "a"}]},
+                              "message 1 in 'messages' is from 'assistant' but should be from 'user'"),
+    "late-system": ({"messages": [{"role": "user", "content": "a"}, {"role": "system", "content": "b"}]},
+                    "message 2 in 'messages' is a system message; only the first message may be one"),
+    "two-systems": ({"system": "S", "messages": [{"role": "system", "content": "T"}, {"role": "user", "content": "a"}]},
+                    "has both a 'system' field and a system message"),
+    "sharegpt-unknown-from": ({"conversations": [{"from": "bing", "value": "x"}]},
+                              "message 1 in 'conversations' has 'from': 'bing'; expected one of"),
+    "sharegpt-no-value": ({"conversations": [{"from": "human"}]}, "message 1 in 'conversations' has no 'value'"),
+    "completion-from-user": ({"prompt": [{"role": "user", "content": "a"}],
+                              "completion": [{"role": "user", "content": "b"}]},
+                             "message 1 in 'completion' is from 'user' but should be from 'assistant'"),
+    "instances-empty": ({"instruction": "a", "instances": []}, "'instances' is empty"),
+    "instances-not-list": ({"instruction": "a", "instances": "x"}, "'instances' must be a list"),
+    "instance-no-output": ({"instruction": "a", "instances": [{"input": ""}]}, "'instances' item 1: 'output' is missing"),
+    "tags-number": ({"instruction": "a", "output": "b", "tags": 3}, "'tags' must be a list of strings or one string"),
+    "tags-item": ({"instruction": "a", "output": "b", "tags": ["x", 1]}, "'tags' must hold strings, but item 2 is a number"),
+    "id-list": ({"instruction": "a", "output": "b", "id": [1]}, "'id' must be a string or an integer, got a list"),
+    "surrogate": ({"instruction": "a", "output": "\ud800"}, "'output' contains an unpaired surrogate"),
+}
+
+
+@pytest.mark.parametrize("record,message", MALFORMED.values(), ids=MALFORMED.keys())
+def test_malformed_jsonl_record_names_file_line_and_problem(tmp_path, record, message):
+    path = write(tmp_path / "data.jsonl", json.dumps(GOOD) + "\n\n" + json.dumps(record) + "\n")
+    with pytest.raises(DataError) as e:
+        read_dataset(path)
+    assert str(e.value).startswith(f"{path}, line 3: ")
+    assert message in str(e.value)
+    assert (e.value.source, e.value.where) == (str(path), "line 3")
+
+
+@pytest.mark.parametrize("record,message", list(MALFORMED.values())[:8])
+def test_malformed_json_record_names_record_number(tmp_path, record, message):
+    path = write(tmp_path / "data.json", json.dumps([GOOD, GOOD, record]))
+    with pytest.raises(DataError, match="record 3: ") as e:
+        read_dataset(path)
+    assert str(path) in str(e.value) and message in str(e.value)
+
+
+def test_malformed_list_record_has_no_source_but_a_record_number():
+    with pytest.raises(DataError) as e:
+        read_dataset([GOOD, {"instruction": "a", "output": ["x"]}])
+    assert str(e.value) == "record 2: 'output' must be a string, got a list"
+    with pytest.raises(DataError, match="expected a file path, a list of records or a datasets.Dataset, got int"):
+        read_dataset(3)
+
+
+# ------------------------------------------------------------------------------ containers and files
+
+def test_jsonl_skips_blank_lines_and_keeps_line_numbers(tmp_path):
+    path = write(tmp_path / "d.jsonl", "\n" + json.dumps(GOOD) + "\r\n  \n" + json.dumps(GOOD))
+    got = read_dataset(path)
+    assert got == [HI, HI]
+    assert [c.meta["where"] for c in got] == ["line 2", "line 4"]
+
+
+def test_jsonl_bad_json_line(tmp_path):
+    path = write(tmp_path / "d.jsonl", json.dumps(GOOD) + "\n{'instruction': 1}\n")
+    with pytest.raises(DataError) as e:
+        read_dataset(path)
+    assert str(e.value) == (f"{path}, line 2: not valid JSON: Expecting property name enclosed in "
+                            "double quotes at column 2")
+
+
+def test_json_list_or_object_with_a_list(tmp_path):
+    for key in ("data", "examples", "train"):
+        assert read_dataset(write(tmp_path / "d.json", json.dumps({key: [GOOD]}))) == [HI]
+    assert read_dataset(write(tmp_path / "d.json", json.dumps([GOOD, GOOD]))) == [HI, HI]
+
+
+@pytest.mark.parametrize("text,message", [
+    ('{"rows": []}', "expected a list of records, or an object with the list under 'data', 'examples' "
+                     "or 'train'; found keys: rows"),
+    ('"text"', "expected a list of records, got a string"),
+    ('[\n{"a": 1},\n', "not valid JSON: Expecting value at line 3 column 1"),
+    ("[]", "the dataset is empty (no records)"),
+    ("[" * 100_000, "not valid JSON for the lab: nested too deeply"),
+])
+def test_json_file_problems(tmp_path, text, message):
+    path = write(tmp_path / "d.json", text)
+    with pytest.raises(DataError) as e:
+        read_dataset(path)
+    assert str(e.value) == f"{path}: {message}"
+
+
+def csv_text(header, *rows) -> str:
+    buf = io.StringIO()
+    csv.writer(buf).writerows([header, *rows])
+    return buf.getvalue()
+
+
+def test_csv_alpaca_and_messages_columns(tmp_path):
+    msgs = json.dumps([{"role": "user", "content": "Q"}, {"role": "assistant", "content": "R,\n\"x\""}])
+    path = write(tmp_path / "d.csv", csv_text(
+        ["instruction", "input", "output", "messages", "tags", "id"],
+        ["Add", "2 + 2", "4", "", "math", "1"],
+        ["", "", "", msgs, '["chat", "x"]', ""],
+        ["", "", "", "", "", ""]))  # an all-empty row is skipped like a blank line
+    assert read_dataset(path) == [Conversation((U("Add\n\n2 + 2"), A("4")), tags=("math",), id="1"),
+                                  Conversation((U("Q"), A('R,\n"x"')), tags=("chat", "x"))]
+
+
+@pytest.mark.parametrize("header,rows,message", [
+    (["instruction", "output"], [["Add", "4"], ["Add", "4", "extra"]], "row 3: has 3 cells but the header has 2"),
+    (["question", "answer"], [["Add", "4"]], "row 2: no known format: .* found keys: question, answer"),
+    (["instruction", "output", "tags"], [["Add", "4", ""], ["Add", "4", "[1]"]],
+     "row 3: 'tags' must hold strings, but item 1 is a number"),
+])
+def test_csv_problems_name_the_row(tmp_path, header, rows, message):
+    path = write(tmp_path / "d.csv", csv_text(header, *rows))
+    with pytest.raises(DataError, match=message) as e:
+        read_dataset(path)
+    assert str(e.value).startswith(f"{path}, row ")
+
+
+def test_csv_empty_cells_are_empty_text(tmp_path):
+    """An empty `output` cell is an empty response (validation warns), not a prompt-only record."""
+    path = write(tmp_path / "d.csv", csv_text(["instruction", "output", "system"], ["Add", "", ""]))
+    assert read_dataset(path) == [Conversation((U("Add"), A("")))]
+
+
+def test_csv_bad_json_cell(tmp_path):
+    path = write(tmp_path / "d.csv", csv_text(["messages"], ["[{"]))
+    with pytest.raises(DataError, match=r"row 2 column 'messages': not valid JSON"):
+        read_dataset(path)
+
+
+def test_file_problems(tmp_path):
+    cases = [(tmp_path / "missing.jsonl", "file not found"),
+             (write(tmp_path / "d.txt", "x"), "unsupported file type '.txt'; supported: .jsonl, .json, .csv"),
+             (write(tmp_path / "blank.jsonl", "\n  \n"), "the dataset is empty (no records)"),
+             (write(tmp_path / "zero.csv", ""), "the dataset is empty (no records)"),
+             (write(tmp_path / "header.csv", "instruction,output\n"), "the dataset is empty (no records)")]
+    (tmp_path / "dir.jsonl").mkdir()
+    cases.append((tmp_path / "dir.jsonl", "is a directory, not a file"))
+    for path, message in cases:
+        with pytest.raises(DataError) as e:
+            read_dataset(path)
+        assert str(e.value) == f"{path}: {message}"
+
+
+def test_invalid_utf8_names_the_line(tmp_path):
+    path = tmp_path / "d.jsonl"
+    path.write_bytes(json.dumps(GOOD).encode() + b'\n{"instruction": "caf\xe9"}\n')
+    with pytest.raises(DataError) as e:
+        read_dataset(path)
+    assert str(e.value) == f"{path}, line 2: not valid UTF-8 text (byte 0xe9); save it as UTF-8"
+
+
+def test_utf8_bom_is_accepted(tmp_path):
+    path = tmp_path / "d.csv"
+    path.write_bytes("\ufeffinstruction,output\nSay hi,Hi\n".encode())
+    assert read_dataset(path) == [HI]
+
+
+def test_seed_tasks_file_has_175_records():
+    if not SEED_TASKS.exists():
+        pytest.skip(f"{SEED_TASKS} not present")
+    convs = read_dataset(SEED_TASKS)
+    assert len(convs) == 175 and all(c.is_trainable and c.id for c in convs)
+    assert convs[1].id == "antonym_relation"
+    assert convs[1].prompt == "What is the relation between the given pairs?\n\nNight : Day :: Right : Left"
+
+
+def test_hugging_face_dataset_and_dataset_dict():
+    datasets = pytest.importorskip("datasets")
+    rows = [{"instruction": "Say hi", "input": "", "output": "Hi"},
+            {"instruction": "Add", "input": "2 + 2", "output": "4"}]
+    want = [HI, Conversation((U("Add\n\n2 + 2"), A("4")))]
+    assert read_dataset(datasets.Dataset.from_list(rows)) == want
+    assert read_dataset(datasets.DatasetDict({"train": datasets.Dataset.from_list(rows)})) == want
+    msgs = datasets.Dataset.from_list([{"messages": [{"role": "user", "content": "Q"},
+                                                     {"role": "assistant", "content": "R"}]}])
+    assert read_dataset(msgs) == [Conversation((U("Q"), A("R")))]
+    with pytest.raises(DataError, match="Hugging Face dataset, record 1: 'output' must be a string"):
+        read_dataset(datasets.Dataset.from_list([{"instruction": "a", "output": 3}]))
+    with pytest.raises(DataError, match="no 'train' split; it has: test"):
+        read_dataset(datasets.DatasetDict({"test": datasets.Dataset.from_list(rows)}))
+
+
+# ------------------------------------------------------------------------------ round trips and writing
+
+text = st.text(max_size=20)
+conversations = st.builds(
+    lambda pairs, last, system, tags, id: Conversation(
+        tuple(t for q, r in pairs for t in (U(q), A(r))) + ((U(last),) if last is not None else ()),
+        system=system, tags=tuple(tags), id=id),
+    st.lists(st.tuples(text, text), min_size=1, max_size=3), st.none() | text,
+    st.none() | text.filter(bool), st.lists(text, max_size=3), st.none() | text.filter(bool))
+
+
+@ROUND_TRIP
+@given(convs=st.lists(conversations, min_size=1, max_size=5))
+def test_jsonl_round_trip(tmp_path, convs):
+    path = write_jsonl(tmp_path / "out.jsonl", convs)
+    assert read_dataset(path) == convs
+
+
+@ROUND_TRIP
+@given(convs=st.lists(conversations, min_size=1, max_size=5))
+def test_json_and_csv_round_trip(tmp_path, convs):
+    as_json = write(tmp_path / "out.json", json.dumps({"data": [c.to_json() for c in convs]}))
+    assert read_dataset(as_json) == convs
+    rows = [[json.dumps(c.messages()), json.dumps(list(c.tags)), c.id or ""] for c in convs]
+    as_csv = write(tmp_path / "out.csv", csv_text(["messages", "tags", "id"], *rows))
+    assert read_dataset(as_csv) == convs
+
+
+def test_write_jsonl_lines_are_to_json(tmp_path):
+    convs = [Conversation((U("Q"), A("R\u2028é")), system="S", tags=("t",), id="x")]  # U+2028: not a line break
+    path = write_jsonl(tmp_path / "sub" / "out.jsonl", convs)
+    assert path.read_text(encoding="utf-8") == ('{"messages": [{"role": "system", "content": "S"}, '
+                                                '{"role": "user", "content": "Q"}, {"role": "assistant", '
+                                                '"content": "R\u2028é"}], "tags": ["t"], "id": "x"}\n')
+    assert read_dataset(path) == convs
+
+
+class Boom(Conversation):
+    def to_json(self):
+        raise RuntimeError("cannot serialise")
+
+
+def test_write_is_atomic_on_failure_and_leaves_no_temp_files(tmp_path):
+    path = write_jsonl(tmp_path / "out.jsonl", [HI])
+    before = path.read_bytes()
+    with pytest.raises(RuntimeError):
+        write_jsonl(path, [HI, HI, Boom((U("Q"),))])
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.jsonl"]
+    with pytest.raises(RuntimeError):
+        write_jsonl(tmp_path / "new.jsonl", [HI, Boom((U("Q"),))])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.jsonl"]
+
+
+# ------------------------------------------------------------------------------ fuzzing: DataError or nothing
+
+json_values = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
+                           lambda kids: st.lists(kids, max_size=3) | st.dictionaries(st.text(max_size=6), kids, max_size=3),
+                           max_leaves=10)
+KEYS = ["messages", "conversations", "instruction", "input", "output", "prompt", "completion", "instances",
+        "system", "tags", "id", "name", "category", "context", "response"]
+ROLES = st.sampled_from(["user", "assistant", "system", "human", "gpt", "tool"])
+message = (st.fixed_dictionaries({"role": ROLES, "content": st.text(max_size=5)})
+           | st.fixed_dictionaries({"from": ROLES, "value": st.text(max_size=5)})
+           | st.dictionaries(st.sampled_from(["role", "content", "from", "value"]), json_values, max_size=2))
+field_value = (st.text(max_size=5) | st.lists(message, max_size=4) | json_values
+               | st.lists(st.dictionaries(st.sampled_from(["input", "output"]), st.text(max_size=3) | json_values)))
+records = (st.dictionaries(st.sampled_from(KEYS), field_value, min_size=1, max_size=6)
+           | st.sampled_from([["messages"], ["conversations"], ["instruction", "output"], ["prompt", "completion"],
+                              ["instruction", "instances"], ["instruction", "context", "response"]])
+             .flatmap(lambda keys: st.fixed_dictionaries({k: field_value for k in keys},
+                                                         optional={k: field_value for k in KEYS if k not in keys}))
+           | json_values)
+
+
+def only_data_errors(path: Path):
+    try:
+        read_dataset(path)
+    except DataError:
+        pass
+
+
+@FUZZ
+@given(rows=st.lists(records, min_size=1, max_size=4))
+def test_fuzz_jsonl_and_json_values(tmp_path, rows):
+    only_data_errors(write(tmp_path / "f.jsonl", "\n".join(json.dumps(r) for r in rows)))
+    only_data_errors(write(tmp_path / "f.json", json.dumps(rows)))
+    only_data_errors(write(tmp_path / "g.json", json.dumps(rows[0])))
+
+
+@FUZZ
+@given(rows=st.lists(st.lists(st.text(max_size=6) | records.map(json.dumps), min_size=1, max_size=4), max_size=4),
+       header=st.lists(st.sampled_from(KEYS), min_size=1, max_size=4))
+def test_fuzz_csv_cells(tmp_path, header, rows):
+    only_data_errors(write(tmp_path / "f.csv", csv_text(header, *rows)))
+
+
+@FUZZ
+@given(data=st.binary(max_size=200))
+def test_fuzz_arbitrary_bytes(tmp_path, data):
+    for suffix in (".jsonl", ".json", ".csv"):
+        path = tmp_path / f"f{suffix}"
+        path.write_bytes(data)
+        only_data_errors(path)
