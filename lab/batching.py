@@ -6,7 +6,7 @@ each batch's examples close in length; shuffling the batch order keeps training 
 >>> from lab.masks import Encoded
 >>> data = [Encoded([0] * n, [0] * n) for n in (3, 9, 4, 8)]
 >>> [[len(data[i].input_ids) for i in b] for b in length_grouped_batches(data, 2, seed=0)]
-[[8, 9], [3, 4]]
+[[3, 4], [8, 9]]
 """
 from __future__ import annotations
 

@@ -1,0 +1,124 @@
+"""Generate replies: batched (left padding), seeded, greedy or sampled, stopping at end of turn.
+
+A small decoding loop instead of `model.generate`: one forward pass for the whole batch of
+prompts, then one token per step for every row with a KV cache, computing logits for the last
+position only. Rows that finished keep feeding padding until every row is done.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+
+from .masks import render
+from .records import Conversation
+
+OnToken = Callable[[int, str], None]  # (prompt index, newly decoded text)
+
+
+@dataclass
+class GenConfig:
+    max_new_tokens: int = 128  # upper bound on reply length
+    temperature: float = 0.0   # 0 = greedy (deterministic); > 0 samples
+    top_p: float = 1.0         # nucleus sampling: keep the smallest set of tokens with this mass
+    seed: int = 0              # each prompt samples from its own generator seeded with this
+    batch_size: int = 8        # prompts per forward pass
+
+
+def as_conversation(prompt: str | Conversation) -> Conversation:
+    return prompt if isinstance(prompt, Conversation) else Conversation.single(prompt)
+
+
+def stop_ids(model, tokenizer) -> set[int]:
+    """Token ids that end a reply: EOS, the model's configured EOS ids, and ChatML's <|im_end|>."""
+    ids = {tokenizer.eos_token_id}
+    eos = getattr(model.generation_config, "eos_token_id", None)
+    ids |= set(eos) if isinstance(eos, (list, tuple)) else {eos}
+    im_end = tokenizer.convert_tokens_to_ids("<|im_end|>")
+    if isinstance(im_end, int) and im_end != tokenizer.unk_token_id:
+        ids.add(im_end)
+    return {i for i in ids if i is not None}
+
+
+def _pick(logits: torch.Tensor, cfg: GenConfig, gens: list[torch.Generator]) -> torch.Tensor:
+    """Next token per row from last-position logits (B, V)."""
+    if cfg.temperature <= 0:
+        return logits.argmax(-1)
+    probs = torch.softmax(logits.float() / cfg.temperature, dim=-1)
+    if cfg.top_p < 1.0:
+        sorted_p, order = probs.sort(dim=-1, descending=True)
+        drop = sorted_p.cumsum(-1) - sorted_p > cfg.top_p
+        sorted_p[drop] = 0.0
+        probs = torch.zeros_like(probs).scatter_(-1, order, sorted_p)
+    return torch.stack([torch.multinomial(p.cpu(), 1, generator=g)[0] for p, g in zip(probs, gens)]
+                       ).to(logits.device)
+
+
+@torch.no_grad()
+def _generate_batch(model, tokenizer, texts: list[str], cfg: GenConfig,
+                    on_token: OnToken | None) -> list[str]:
+    device = next(model.parameters()).device
+    rows = [tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
+    width = max(map(len, rows))
+    pad = tokenizer.pad_token_id
+    ids = torch.tensor([[pad] * (width - len(r)) + r for r in rows], device=device)  # (B, T)
+    mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows], device=device)
+    stops = torch.tensor(sorted(stop_ids(model, tokenizer)), device=device)
+    gens = [torch.Generator().manual_seed(cfg.seed) for _ in rows]
+    done = torch.zeros(len(rows), dtype=torch.bool, device=device)
+    out: list[list[int]] = [[] for _ in rows]
+    shown = [""] * len(rows)
+    cache, step_ids = None, ids
+    for _ in range(cfg.max_new_tokens):
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)[:, -step_ids.shape[1]:]
+        res = model(input_ids=step_ids, attention_mask=mask, position_ids=positions,
+                    past_key_values=cache, use_cache=True, logits_to_keep=1)
+        cache = res.past_key_values
+        nxt = _pick(res.logits[:, -1], cfg, gens)                       # (B,)
+        nxt = torch.where(done, torch.full_like(nxt, pad), nxt)
+        stop_list = stops.tolist()
+        for r in (~done).nonzero()[:, 0].tolist():
+            tok = int(nxt[r])
+            if tok in stop_list:
+                continue
+            out[r].append(tok)
+            if on_token is not None:
+                text = tokenizer.decode(out[r], skip_special_tokens=True)
+                if len(text) > len(shown[r]) and not text.endswith("\ufffd"):
+                    on_token(r, text[len(shown[r]):])
+                    shown[r] = text
+        attend = ~done                                                  # rows still writing
+        done |= torch.isin(nxt, stops)
+        if bool(done.all()):
+            break
+        step_ids = nxt[:, None]
+        mask = torch.cat([mask, attend[:, None].long()], dim=1)
+    return [tokenizer.decode(o, skip_special_tokens=True).strip() for o in out]
+
+
+def generate(model, tokenizer, prompts: list[str | Conversation], cfg: GenConfig | None = None,
+             on_token: OnToken | None = None) -> list[str]:
+    """The model's reply to each prompt (a user message, or a conversation ending on a user turn).
+
+    >>> # generate(model, tok, ["What is the capital of France?"])  ->  ['The capital of France is Paris.']
+    """
+    cfg = cfg or GenConfig()
+    was_training = model.training
+    model.eval()
+    texts = [render(tokenizer, as_conversation(p).prompt_only().messages(), add_generation_prompt=True)
+             for p in prompts]
+    # similar lengths in a batch mean little left padding
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    replies: list[str] = [""] * len(texts)
+    for start in range(0, len(order), cfg.batch_size):
+        idx = order[start:start + cfg.batch_size]
+        batch_on_token = None
+        if on_token is not None:
+            def batch_on_token(r, piece, idx=idx):
+                on_token(idx[r], piece)
+        for i, reply in zip(idx, _generate_batch(model, tokenizer, [texts[i] for i in idx], cfg,
+                                                  batch_on_token)):
+            replies[i] = reply
+    model.train(was_training)
+    return replies
