@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import torch
 
 from .device import autocast_dtype
-from .masks import Encoded, collate, encode
+from .masks import IGNORE, Encoded, collate, encode
 from .objective import token_nll
 from .records import Conversation
 
@@ -67,5 +67,5 @@ def token_probabilities(model, tokenizer, conv: Conversation, max_length: int = 
     batch = {k: v.to(device) for k, v in collate([enc], tokenizer.pad_token_id).items()}
     model.eval()
     nll, _ = token_nll(model, **batch)
-    trained = [t for t, label in zip(enc.input_ids[1:], enc.labels[1:]) if label != -100]
+    trained = [t for t, label in zip(enc.input_ids[1:], enc.labels[1:]) if label != IGNORE]
     return [(tokenizer.decode([t]), float(p)) for t, p in zip(trained, torch.exp(-nll).tolist())]

