@@ -154,10 +154,19 @@ def resolve(name: str) -> str:
     return name
 
 
+def _not_loadable(name: str, err: Exception) -> ModelError:
+    return ModelError(f"Could not load model '{name}': {str(err).splitlines()[0]}\n"
+                      "Give `default`, `tiny-random`, a folder with config.json and "
+                      "model.safetensors, or a hub id you can reach.")
+
+
 def load_tokenizer(name: str = DEFAULT):
     from transformers import AutoTokenizer
 
-    tok = AutoTokenizer.from_pretrained(resolve(name))
+    try:
+        tok = AutoTokenizer.from_pretrained(resolve(name))
+    except (OSError, ValueError) as err:
+        raise _not_loadable(name, err) from None
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     return tok
@@ -181,10 +190,8 @@ def load_model(name: str = DEFAULT, *, device=None, trust_remote_code: bool = Fa
         try:
             model = AutoModelForCausalLM.from_pretrained(
                 path, use_safetensors=True, trust_remote_code=trust_remote_code, dtype="float32")
-        except OSError as err:
-            raise ModelError(f"Could not load model '{name}': {err}\n"
-                             "Give `default`, `tiny-random`, a folder with config.json and "
-                             "model.safetensors, or a hub id you can reach.") from None
+        except (OSError, ValueError) as err:
+            raise _not_loadable(name, err) from None
     if model.generation_config is not None:
         model.generation_config.pad_token_id = tok.pad_token_id
     return model.to(device or pick_device()).eval(), tok

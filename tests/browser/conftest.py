@@ -105,7 +105,9 @@ class JupyterServer:
 
     def log_tail(self, n: int = 40) -> str:
         try:
-            return "\n".join(self.log.read_text(errors="replace").splitlines()[-n:])
+            lines = [ln[:300] for ln in self.log.read_text(errors="replace").splitlines()
+                     if "Skipped non-installed server" not in ln]
+            return "\n".join(lines[-n:])
         except OSError:
             return "(no server log)"
 
