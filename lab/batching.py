@@ -35,3 +35,20 @@ def padding_fraction(data: list[Encoded], batches: list[list[int]]) -> float:
     real = sum(len(data[i].input_ids) for b in batches for i in b)
     total = sum(len(b) * max(len(data[i].input_ids) for i in b) for b in batches)
     return 1 - real / total if total else 0.0
+
+
+def split_by_tokens(batch: list[Encoded], budget: int) -> list[list[Encoded]]:
+    """Split a batch into chunks whose padded size (rows x longest) stays within `budget` tokens.
+
+    >>> [[len(e.input_ids) for e in c] for c in split_by_tokens(
+    ...     [Encoded([0] * n, [0] * n) for n in (2, 3, 5, 6)], budget=10)]
+    [[2, 3], [5], [6]]
+    """
+    chunks: list[list[Encoded]] = []
+    for e in sorted(batch, key=lambda e: len(e.input_ids)):
+        chunk = chunks[-1] if chunks else None
+        if chunk and (len(chunk) + 1) * len(e.input_ids) <= budget:
+            chunk.append(e)
+        else:
+            chunks.append([e])
+    return chunks

@@ -152,6 +152,39 @@ def cmd_validate(args) -> int:
     return 0 if report.ok else 1
 
 
+def cmd_runs(args) -> int:
+    from .experiments import load_cards
+
+    cards = load_cards(args.dir)
+    if args.json:
+        for c in cards:
+            print(json.dumps({k: v for k, v in c.items() if k != "traceback"}))
+        return 0
+    if not cards:
+        print(f"no runs under {args.dir}", file=sys.stderr)
+        return 0
+    print(f"{'run':40} {'status':9} {'examples':>8} {'steps':>5} {'loss':>7} {'eval_nll':>8}  finished")
+    for c in cards:
+        def num(key):
+            v = c.get(key)
+            return f"{v:.4f}" if isinstance(v, (int, float)) else "-"
+        print(f"{c['path']:40} {c.get('status', 'done'):9} {c.get('n_examples', '-')!s:>8} "
+              f"{c.get('steps', '-')!s:>5} {num('final_loss'):>7} {num('eval_nll'):>8}  {c.get('finished_at', '')}")
+    return 0
+
+
+def cmd_export_trl(args) -> int:
+    from .export_trl import export_trl
+
+    try:
+        path = export_trl(args.run, args.out, model=args.model)
+    except FileNotFoundError as err:
+        return _err(str(err))
+    print(path)
+    print(f"run it with: trl sft --config {path}", file=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="sft-lab", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
@@ -202,6 +235,17 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--model", default=None, help="count tokens with this model's tokenizer")
     s.add_argument("--max-length", type=int, default=256)
     s.set_defaults(func=cmd_validate)
+
+    s = sub.add_parser("runs", help="list stored runs (run cards under a folder)")
+    s.add_argument("--dir", default="runs")
+    s.add_argument("--json", action="store_true", help="one JSON card per line")
+    s.set_defaults(func=cmd_runs)
+
+    s = sub.add_parser("export-trl", help="write a run's dataset and a TRL SFTConfig YAML")
+    s.add_argument("run", help="a run folder (with config.json and dataset.jsonl)")
+    s.add_argument("out")
+    s.add_argument("--model", default=None, help="model for TRL (default: the run's, as a hub id)")
+    s.set_defaults(func=cmd_export_trl)
     return p
 
 

@@ -2,7 +2,7 @@
 
 A small decoding loop instead of `model.generate`: one forward pass for the whole batch of
 prompts, then one token per step for every row with a KV cache, computing logits for the last
-position only. Rows that finished keep feeding padding until every row is done.
+position only. Rows that reach the end of turn leave the batch (and the KV cache) at once.
 """
 from __future__ import annotations
 
@@ -64,36 +64,39 @@ def _generate_batch(model, tokenizer, texts: list[str], cfg: GenConfig,
     pad = tokenizer.pad_token_id
     ids = torch.tensor([[pad] * (width - len(r)) + r for r in rows], device=device)  # (B, T)
     mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows], device=device)
-    stops = torch.tensor(sorted(stop_ids(model, tokenizer)), device=device)
+    stops = stop_ids(model, tokenizer)
     gens = [torch.Generator().manual_seed(cfg.seed) for _ in rows]
-    done = torch.zeros(len(rows), dtype=torch.bool, device=device)
     out: list[list[int]] = [[] for _ in rows]
     shown = [""] * len(rows)
+    live = list(range(len(rows)))  # original index of each row still writing
     cache, step_ids = None, ids
     for _ in range(cfg.max_new_tokens):
         positions = (mask.cumsum(-1) - 1).clamp(min=0)[:, -step_ids.shape[1]:]
         res = model(input_ids=step_ids, attention_mask=mask, position_ids=positions,
                     past_key_values=cache, use_cache=True, logits_to_keep=1)
         cache = res.past_key_values
-        nxt = _pick(res.logits[:, -1], cfg, gens)                       # (B,)
-        nxt = torch.where(done, torch.full_like(nxt, pad), nxt)
-        stop_list = stops.tolist()
-        for r in (~done).nonzero()[:, 0].tolist():
-            tok = int(nxt[r])
-            if tok in stop_list:
+        nxt = _pick(res.logits[:, -1], cfg, [gens[r] for r in live])  # (B_live,)
+        keep = []
+        for j, tok in enumerate(nxt.tolist()):
+            if tok in stops:
                 continue
+            r = live[j]
             out[r].append(tok)
+            keep.append(j)
             if on_token is not None:
                 text = tokenizer.decode(out[r], skip_special_tokens=True)
                 if len(text) > len(shown[r]) and not text.endswith("\ufffd"):
                     on_token(r, text[len(shown[r]):])
                     shown[r] = text
-        attend = ~done                                                  # rows still writing
-        done |= torch.isin(nxt, stops)
-        if bool(done.all()):
+        if not keep:
             break
+        if len(keep) < len(live):  # drop finished rows: no compute spent on them
+            idx = torch.tensor(keep, device=device)
+            cache.batch_select_indices(idx)
+            mask, nxt = mask[idx], nxt[idx]
+            live = [live[j] for j in keep]
         step_ids = nxt[:, None]
-        mask = torch.cat([mask, attend[:, None].long()], dim=1)
+        mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
     return [tokenizer.decode(o, skip_special_tokens=True).strip() for o in out]
 
 

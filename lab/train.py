@@ -8,7 +8,6 @@ as good as its last update and is saved like a finished run.
 """
 from __future__ import annotations
 
-import json
 import math
 import platform
 import random
@@ -23,9 +22,9 @@ import torch
 
 from . import __version__
 from .atomic import write_json, write_jsonl
-from .batching import length_grouped_batches
+from .batching import length_grouped_batches, split_by_tokens
 from .device import autocast_dtype, set_threads
-from .masks import collate, encode_dataset
+from .masks import IGNORE, collate, encode_dataset
 from .objective import token_nll
 from .records import Conversation, DataError
 from .score import score_encoded
@@ -39,7 +38,9 @@ class TrainConfig:
     schedule: str = "cosine"      # constant | linear | cosine, after warmup
     warmup_ratio: float = 0.1     # share of steps spent ramping the lr up from 0
     batch_size: int = 8           # examples per forward pass
-    grad_accum: int = 1           # forward passes per optimiser step
+    grad_accum: int = 1           # batches per optimiser step
+    micro_tokens: int = 1024      # max padded tokens per forward pass; bigger batches are split
+                                  # (same gradient, less activation memory)
     max_length: int = 256         # tokens per example; longer ones are cut (with a warning)
     weight_decay: float = 0.0     # AdamW weight decay
     max_grad_norm: float = 1.0    # gradient clipping (0 = off)
@@ -181,8 +182,9 @@ def train(model, tokenizer, data: list[Conversation], cfg: TrainConfig | None = 
         lr = lr_at(step, total, cfg)
         for group in opt.param_groups:
             group["lr"] = lr
-        micro = [collate(next(stream), pad_id) for _ in range(cfg.grad_accum)]
-        n_step = sum(int((m["labels"][:, 1:] != -100).sum()) for m in micro)  # trained tokens
+        micro = [collate(chunk, pad_id) for _ in range(cfg.grad_accum)
+                 for chunk in split_by_tokens(next(stream), cfg.micro_tokens)]
+        n_step = sum(int((m["labels"][:, 1:] != IGNORE).sum()) for m in micro)  # trained tokens
         loss_sum = 0.0
         for m in micro:
             m = {k: v.to(device, non_blocking=True) for k, v in m.items()}
@@ -252,9 +254,3 @@ def save_run(out_dir: Path, model, tokenizer, result: TrainResult) -> None:
         pass
     write_json(out_dir / "run.json", {**result.summary(), "versions": versions,
                                       "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S")})
-
-
-def load_history(out_dir: str | Path) -> list[dict]:
-    """The metrics of a stored run, one dict per step or eval."""
-    path = Path(out_dir) / "metrics.jsonl"
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]

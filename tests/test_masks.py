@@ -1,8 +1,17 @@
 """Masks on literal token lists: only response tokens and the end of turn are trained."""
 import pytest
 
-from lab.masks import (DEFAULT_TEMPLATE, IGNORE, DataWarning, Encoded, TemplateError, collate, encode,
-                       encode_dataset, token_preview)
+from lab.masks import (
+    DEFAULT_TEMPLATE,
+    IGNORE,
+    DataWarning,
+    Encoded,
+    TemplateError,
+    collate,
+    encode,
+    encode_dataset,
+    token_preview,
+)
 from lab.records import Conversation, Turn
 
 # SmolLM2's ChatML: <|im_start|>=1, <|im_end|>=2, "\n"=198, "user"=4093, "ass"+"istant"=520,9531

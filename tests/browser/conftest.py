@@ -83,6 +83,8 @@ class JupyterServer:
         """Put a pristine copy of `source` (default: the committed notebook) at root/name,
         outputs and execution counts stripped, so every test starts from a clean notebook."""
         source = source or NOTEBOOKS / name
+        if not source.is_file():
+            pytest.fail(f"notebook {source} does not exist", pytrace=False)
         nb = json.loads(source.read_text(encoding="utf-8"))
         for cell in nb.get("cells", []):
             if cell.get("cell_type") == "code":

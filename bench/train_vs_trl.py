@@ -1,0 +1,153 @@
+"""Training speed side by side: the lab's loop against TRL's SFTTrainer on the same job.
+
+Job (issue #3): SmolLM2-135M-Instruct, the first 64 Self-Instruct seed tasks (instruction +
+input as prompt, output as response), 1 epoch, batch 8, max length 256, lr 5e-5 (linear, no
+warmup), completion-only loss. Held-out NLL on the next 16 seed tasks, scored by one function.
+
+Each trainer runs in its own process (fresh memory peak, same threads), one after another,
+in one invocation: ratios between them are what count on a shared machine.
+
+    python -m bench.train_vs_trl                 # lab, TRL fp32, TRL bf16
+    python -m bench.train_vs_trl --jobs lab trl-fp32
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+SEED = HERE.parent.parent / "shared" / "data" / "self_instruct_seed_tasks.jsonl"
+RESULTS = HERE / "results"
+N_TRAIN, N_EVAL = 64, 16
+EPOCHS, BATCH, MAX_LEN, LR = 1, 8, 256, 5e-5
+
+
+def seed_tasks():
+    from lab.dataio import read_dataset
+
+    tasks = read_dataset(os.environ.get("SFT_LAB_SEED_TASKS", SEED))
+    return tasks[:N_TRAIN], tasks[N_TRAIN:N_TRAIN + N_EVAL]
+
+
+def matmul_peak() -> dict:
+    """This machine's matmul throughput (GFLOP/s) in fp32 and bf16, large square matrices."""
+    import torch
+
+    from lab.device import set_threads
+
+    set_threads()
+    out = {}
+    for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
+        n = 2048 if dtype == torch.float32 else 512  # emulated bf16 is slow: keep it short
+        a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+        a @ b
+        reps, t = 0, time.perf_counter()
+        while time.perf_counter() - t < 2.0:
+            a @ b
+            reps += 1
+        out[name] = 2 * n ** 3 * reps / (time.perf_counter() - t) / 1e9
+    return out
+
+
+def held_out_nll(model, tok, eval_set) -> float:
+    from lab.score import score
+
+    return score(model, tok, eval_set, max_length=MAX_LEN).mean_nll
+
+
+def job_lab() -> dict:
+    from lab.models import load_model
+    from lab.train import TrainConfig, train
+
+    train_set, eval_set = seed_tasks()
+    model, tok = load_model("default")
+    cfg = TrainConfig(epochs=EPOCHS, batch_size=BATCH, max_length=MAX_LEN, lr=LR, schedule="linear",
+                      warmup_ratio=0.0, max_grad_norm=1.0, seed=0)
+    result = train(model, tok, train_set, cfg)
+    return {"seconds": result.seconds, "tokens": result.train_tokens, "steps": result.steps,
+            "final_loss": result.final_loss, "held_out_nll": held_out_nll(model, tok, eval_set)}
+
+
+def job_trl(bf16: bool) -> dict:
+    from datasets import Dataset
+    from trl import SFTConfig, SFTTrainer
+
+    from lab.models import load_model
+
+    train_set, eval_set = seed_tasks()
+    model, tok = load_model("default")
+    rows = [{"prompt": [{"role": "user", "content": c.prompt}],
+             "completion": [{"role": "assistant", "content": c.response}]} for c in train_set]
+    cfg = SFTConfig(output_dir=str(RESULTS / "trl-tmp"), num_train_epochs=EPOCHS,
+                    per_device_train_batch_size=BATCH, max_length=MAX_LEN, learning_rate=LR,
+                    lr_scheduler_type="linear", warmup_steps=0, completion_only_loss=True,
+                    bf16=bf16, use_cpu=True, report_to="none", save_strategy="no", logging_steps=1,
+                    seed=0, max_grad_norm=1.0, weight_decay=0.0, disable_tqdm=True)
+
+    trainer = SFTTrainer(model=model, args=cfg, train_dataset=Dataset.from_list(rows),
+                         processing_class=tok)
+    tokens = sum(len(ids) for ids in trainer.train_dataset["input_ids"])  # real tokens, as the lab counts
+    t = time.perf_counter()
+    out = trainer.train()
+    seconds = time.perf_counter() - t
+    model.eval()
+    return {"seconds": seconds, "tokens": tokens, "steps": out.global_step,
+            "final_loss": out.training_loss, "held_out_nll": held_out_nll(model, tok, eval_set)}
+
+
+JOBS = {"lab": job_lab, "trl-fp32": lambda: job_trl(False), "trl-bf16": lambda: job_trl(True)}
+
+
+def run_child(job: str) -> dict:
+    done = subprocess.run([sys.executable, "-m", "bench.train_vs_trl", "--child", job],
+                          capture_output=True, text=True, cwd=HERE.parent)
+    if done.returncode != 0:
+        raise SystemExit(f"{job} failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--jobs", nargs="+", default=list(JOBS), choices=list(JOBS))
+    p.add_argument("--child", choices=list(JOBS))
+    args = p.parse_args()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    if args.child:
+        import warnings
+        warnings.simplefilter("ignore")
+        out = JOBS[args.child]()
+        out["peak_rss_gb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20
+        print(json.dumps(out))
+        return
+    peak = matmul_peak()
+    n_params = 134_515_008  # SmolLM2-135M, tied embeddings counted once (used as the LM head)
+    rows = {}
+    for job in args.jobs:
+        print(f"running {job} ...", file=sys.stderr, flush=True)
+        r = run_child(job)
+        r["tokens_per_second"] = r["tokens"] / r["seconds"]
+        r["gflops"] = 6 * n_params * r["tokens"] / r["seconds"] / 1e9  # conventional 6·N·D
+        r["fraction_of_fp32_peak"] = r["gflops"] / peak["fp32"]
+        r["fraction_of_bf16_peak"] = r["gflops"] / peak["bf16"]
+        rows[job] = r
+        print(json.dumps({job: r}), file=sys.stderr, flush=True)
+    report = {"date": time.strftime("%Y-%m-%d %H:%M"), "cpu_threads": os.cpu_count(),
+              "matmul_peak_gflops": peak, "jobs": rows}
+    if "lab" in rows:
+        report["speedup_vs"] = {j: rows[j]["seconds"] / rows["lab"]["seconds"] for j in rows if j != "lab"}
+        report["held_out_nll_ratio_vs"] = {j: rows["lab"]["held_out_nll"] / rows[j]["held_out_nll"]
+                                           for j in rows if j != "lab"}
+    RESULTS.mkdir(exist_ok=True)
+    from lab.atomic import write_json
+    write_json(RESULTS / "train_vs_trl.json", report)
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()

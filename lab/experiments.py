@@ -1,0 +1,243 @@
+"""What-if experiments: a set of runs over dataset and config variants, queued and stored.
+
+Every run starts from the same base weights, trains on its variant, is scored on the same
+held-out set and answers the same probe prompts. Its folder (`runs/<experiment>/<variant>/`)
+holds the trainer's run folder; `run.json` in it is the run card: dataset hash, config, library
+versions, metrics, probe replies and status. The history is read back from those cards, so it
+survives a kernel restart.
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import re
+import threading
+import time
+import traceback
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Callable
+
+from . import variants as V
+from .atomic import write_json
+from .generate import GenConfig, generate
+from .records import Conversation
+from .score import score
+from .train import Callback, StepInfo, TrainConfig, train
+
+TRANSFORMS: dict[str, Callable] = {
+    "subsample": V.subsample,                 # arg: number of examples
+    "shuffle_responses": V.shuffle_responses,  # arg: fraction with a wrong response
+    "corrupt_responses": V.corrupt_responses,  # arg: fraction with garbled responses
+    "duplicate": V.duplicate,                 # arg: fraction repeated
+    "drop_tag": V.drop_tag,                   # arg: the category to drop
+}
+
+
+@dataclass
+class Variant:
+    """One what-if: a data transform (or none) plus training-config overrides."""
+
+    name: str
+    transform: str | None = None       # a key of TRANSFORMS, or None for the data as it is
+    arg: float | int | str | None = None
+    config: dict = field(default_factory=dict)  # TrainConfig overrides, e.g. {"lr": 1e-4}
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.transform is not None and self.transform not in TRANSFORMS:
+            raise ValueError(f"unknown transform {self.transform!r}; choose from {', '.join(TRANSFORMS)}")
+        unknown = set(self.config) - set(TrainConfig.__dataclass_fields__)
+        if unknown:
+            raise ValueError(f"unknown TrainConfig fields in variant {self.name!r}: {', '.join(sorted(unknown))}")
+
+    def apply(self, data: list[Conversation]) -> list[Conversation]:
+        if self.transform is None:
+            return list(data)
+        fn = TRANSFORMS[self.transform]
+        if self.transform == "drop_tag":
+            return fn(data, self.arg)
+        return fn(data, self.arg, seed=self.seed)
+
+    def train_config(self, base: TrainConfig) -> TrainConfig:
+        return replace(base, **self.config)
+
+
+# -- ready-made sweeps ---------------------------------------------------------------------
+def size_sweep(sizes: list[int]) -> list[Variant]:
+    return [Variant(f"n={n}", "subsample", n) for n in sizes]
+
+
+def noise_sweep(fractions: list[float], kind: str = "shuffle_responses") -> list[Variant]:
+    return [Variant(f"{kind.split('_')[0]}={f:g}", kind, f) for f in fractions]
+
+
+def lr_sweep(lrs: list[float]) -> list[Variant]:
+    return [Variant(f"lr={lr:g}", config={"lr": lr}) for lr in lrs]
+
+
+def epoch_sweep(epochs: list[float]) -> list[Variant]:
+    return [Variant(f"epochs={e:g}", config={"epochs": e}) for e in epochs]
+
+
+def loss_ablation() -> list[Variant]:
+    return [Variant("completion-only"), Variant("full-sequence", config={"completion_only": False})]
+
+
+def dataset_sha256(data: list[Conversation]) -> str:
+    text = "".join(json.dumps(c.to_json(), sort_keys=True) + "\n" for c in data)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.=-]+", "_", name).strip("_") or "run"
+
+
+def run_variant(base_model, tokenizer, data: list[Conversation], variant: Variant, *,
+                config: TrainConfig, out_dir: Path, experiment: str,
+                eval_data: list[Conversation] = (), probes: list[str] = (),
+                gen: GenConfig | None = None, stop: threading.Event | None = None,
+                callbacks: list[Callback] = ()) -> dict:
+    """Train a fresh copy of the base model on one variant; write and return its run card."""
+    card = {"experiment": experiment, "variant": asdict(variant), "status": "running",
+            "started_at": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    try:
+        variant_data = variant.apply(data)
+        cfg = variant.train_config(config)
+        card.update(dataset_sha256=dataset_sha256(variant_data), n_examples=len(variant_data),
+                    config=asdict(cfg))
+        model = copy.deepcopy(base_model)
+        result = train(model, tokenizer, variant_data, cfg, callbacks=callbacks, stop=stop,
+                       out_dir=out_dir)
+        card.update(json.loads((out_dir / "run.json").read_text()))
+        card["status"] = "stopped" if result.stopped else "done"
+        if eval_data:
+            s = score(model, tokenizer, list(eval_data), max_length=cfg.max_length)
+            card["eval_nll"], card["eval_nll_per_example"] = s.mean_nll, s.per_example
+        if probes:
+            card["probes"] = [{"prompt": p, "reply": r}
+                              for p, r in zip(probes, generate(model, tokenizer, list(probes), gen))]
+        del model
+    except Exception as err:  # one failed run must not sink the queue: record it and go on
+        card.update(status="failed", error=f"{type(err).__name__}: {err}",
+                    traceback=traceback.format_exc(limit=5))
+    card["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%S")
+    card["finished_ts"] = time.time()  # orders runs finished within the same second
+    write_json(out_dir / "run.json", card)
+    return card
+
+
+class _Relay(Callback):
+    """Forward a run's steps to queue listeners, tagged with the run's name."""
+
+    def __init__(self, name: str, on_step):
+        self.name, self.on_step_fn = name, on_step
+
+    def on_step(self, info: StepInfo) -> None:
+        self.on_step_fn(self.name, info)
+
+
+@dataclass
+class Job:
+    experiment: str
+    variant: Variant
+    data: list[Conversation]
+    out_dir: Path
+    status: str = "queued"   # queued | running | done | stopped | failed | cancelled
+    card: dict | None = None
+
+
+class Queue:
+    """Runs queued variants one after another in a background thread.
+
+    `on_step(run_name, StepInfo)` and `on_run_end(run_name, card)` are called from that thread.
+    """
+
+    def __init__(self, base_model, tokenizer, *, runs_dir: str | Path = "runs",
+                 config: TrainConfig | None = None, eval_data: list[Conversation] = (),
+                 probes: list[str] = (), gen: GenConfig | None = None,
+                 on_step=None, on_run_end=None):
+        self.base, self.tok = base_model, tokenizer
+        self.runs_dir = Path(runs_dir)
+        self.config = config or TrainConfig()
+        self.eval_data, self.probes = list(eval_data), list(probes)
+        self.gen = gen or GenConfig(max_new_tokens=64)
+        self.on_step, self.on_run_end = on_step, on_run_end
+        self.jobs: list[Job] = []
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def submit(self, experiment: str, data: list[Conversation], variants: list[Variant]) -> list[Job]:
+        names = [v.name for v in variants]
+        if len(set(names)) != len(names):
+            raise ValueError("variant names must be unique within an experiment")
+        new = [Job(experiment, v, list(data), self.runs_dir / _slug(experiment) / _slug(v.name))
+               for v in variants]
+        with self._lock:
+            self.jobs += new
+        return new
+
+    def start(self) -> None:
+        """Start working through the queue (no-op if already running)."""
+        if self.running:
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._work, name="sftlab-queue", daemon=True)
+        self._thread.start()
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def stop(self) -> None:
+        """End the current run at its next step (its model is saved) and cancel the rest."""
+        self._stop.set()
+
+    def wait(self, timeout: float | None = None) -> None:
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def _next(self) -> Job | None:
+        with self._lock:
+            return next((j for j in self.jobs if j.status == "queued"), None)
+
+    def _work(self) -> None:
+        while (job := self._next()) is not None:
+            if self._stop.is_set():
+                for j in self.jobs:
+                    if j.status == "queued":
+                        j.status = "cancelled"
+                break
+            job.status = "running"
+            name = f"{job.experiment}/{job.variant.name}"
+            relay = [_Relay(name, self.on_step)] if self.on_step else []
+            job.card = run_variant(self.base, self.tok, job.data, job.variant, config=self.config,
+                                   out_dir=job.out_dir, experiment=job.experiment,
+                                   eval_data=self.eval_data, probes=self.probes, gen=self.gen,
+                                   stop=self._stop, callbacks=relay)
+            job.status = job.card["status"]
+            if self.on_run_end:
+                self.on_run_end(name, job.card)
+
+
+def load_cards(runs_dir: str | Path = "runs") -> list[dict]:
+    """Every stored run card under `runs_dir` (any depth), oldest first, with its folder."""
+    cards = []
+    for path in sorted(Path(runs_dir).glob("**/run.json")):
+        try:
+            card = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError):
+            continue  # a card being written by another process: skip it this time
+        card["path"] = str(path.parent)
+        cards.append(card)
+    return sorted(cards, key=lambda c: (c.get("finished_ts") or 0, c.get("finished_at", "")))
+
+
+def load_curve(run_path: str | Path) -> list[dict]:
+    """The per-step metrics of a stored run (empty if it has none)."""
+    path = Path(run_path) / "metrics.jsonl"
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]

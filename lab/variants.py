@@ -1,0 +1,82 @@
+"""Dataset variants for what-if experiments: pure, seeded transforms of a list of conversations.
+
+Each returns a new list and never changes its input, so one source set feeds many variants.
+
+>>> from lab.records import Conversation
+>>> data = [Conversation.single(f"q{i}", f"a{i}", tags=("x" if i % 2 else "y",)) for i in range(4)]
+>>> [c.prompt for c in subsample(data, 2, seed=0)]
+['q2', 'q0']
+>>> [c.response for c in shuffle_responses(data, 1.0, seed=0)]
+['a3', 'a0', 'a1', 'a2']
+>>> [c.prompt for c in drop_tag(data, "x")]
+['q0', 'q2']
+>>> len(duplicate(data, 0.5, seed=0))
+6
+"""
+from __future__ import annotations
+
+import random
+
+from .records import Conversation
+
+
+def subsample(data: list[Conversation], n: int, seed: int = 0) -> list[Conversation]:
+    """A random `n` of the examples (all of them if n >= len)."""
+    if n < 1:
+        raise ValueError("subsample needs n >= 1")
+    return random.Random(seed).sample(data, min(n, len(data)))
+
+
+def _pick(data: list, fraction: float, seed: int) -> list[int]:
+    if not 0 <= fraction <= 1:
+        raise ValueError("fraction must be between 0 and 1")
+    k = round(fraction * len(data))
+    return sorted(random.Random(seed).sample(range(len(data)), k))
+
+
+def shuffle_responses(data: list[Conversation], fraction: float, seed: int = 0) -> list[Conversation]:
+    """Noisy labels: a `fraction` of examples get another picked example's response.
+
+    The picked responses are rotated among themselves, so each lands on a wrong prompt.
+    """
+    idx = _pick([c for c in data], fraction, seed)
+    out = list(data)
+    if len(idx) < 2:
+        return out
+    for i, j in zip(idx, idx[-1:] + idx[:-1]):
+        out[i] = data[i].with_response(data[j].response or "")
+    return out
+
+
+def corrupt_responses(data: list[Conversation], fraction: float, seed: int = 0) -> list[Conversation]:
+    """Noisy text: a `fraction` of responses lose their second half and get their words shuffled."""
+    rng = random.Random(seed + 1)
+    out = list(data)
+    for i in _pick(data, fraction, seed):
+        words = (data[i].response or "").split()
+        words = words[: max(1, len(words) // 2)]
+        rng.shuffle(words)
+        out[i] = data[i].with_response(" ".join(words))
+    return out
+
+
+def duplicate(data: list[Conversation], fraction: float, seed: int = 0) -> list[Conversation]:
+    """Repeats: a `fraction` of examples appear twice (what over-represented data does)."""
+    return list(data) + [data[i] for i in _pick(data, fraction, seed)]
+
+
+def drop_tag(data: list[Conversation], tag: str) -> list[Conversation]:
+    """Narrower data: remove every example tagged `tag` (a category)."""
+    kept = [c for c in data if tag not in c.tags]
+    if not kept:
+        raise ValueError(f"dropping tag {tag!r} leaves no examples")
+    return kept
+
+
+def tags(data: list[Conversation]) -> list[str]:
+    """The categories present, in first-seen order."""
+    seen: dict[str, None] = {}
+    for c in data:
+        for t in c.tags:
+            seen.setdefault(t, None)
+    return list(seen)
