@@ -250,6 +250,23 @@ def read_dataset(path_or_obj) -> list[Conversation]:
                     f"got {type(path_or_obj).__name__}")
 
 
+def read_text(text: str, fmt: str, source: str = "upload") -> list[Conversation]:
+    """Read a dataset from text already in memory (e.g. a file uploaded in the browser).
+
+    `fmt` is the file type ("jsonl", "json" or "csv", a leading dot allowed); `source` names
+    the data in error messages, as a path does for `read_dataset`.
+    """
+    suffix = "." + fmt.lower().lstrip(".")
+    if suffix not in SUPPORTED:
+        raise DataError(f"unsupported file type '{fmt}'; supported: {', '.join(SUPPORTED)}", source=source)
+    text = text.removeprefix("\ufeff")
+    if suffix == ".jsonl":
+        return _parse_all(_jsonl_rows(text, source), source)
+    if suffix == ".json":
+        return _parse_all(_numbered(_json_rows(text, source), "record"), source)
+    return _parse_all(_csv_rows(text, source), source)
+
+
 def write_jsonl(path: str | os.PathLike, conversations: Iterable[Conversation]) -> Path:
     """Write conversations as chat-`messages` JSONL, atomically: the whole file or nothing."""
     return atomic.write_jsonl(path, (c.to_json() for c in conversations))
@@ -270,12 +287,7 @@ def _read_file(path: Path) -> list[Conversation]:
     if suffix not in SUPPORTED:
         raise DataError(f"unsupported file type '{path.suffix}'; supported: {', '.join(SUPPORTED)}",
                         source=source)
-    text = _read_text(path)
-    if suffix == ".jsonl":
-        return _parse_all(_jsonl_rows(text, source), source)
-    if suffix == ".json":
-        return _parse_all(_numbered(_json_rows(text, source), "record"), source)
-    return _parse_all(_csv_rows(text, source), source)
+    return read_text(_read_text(path), suffix, source)
 
 
 def _read_text(path: Path) -> str:

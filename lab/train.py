@@ -39,7 +39,7 @@ class TrainConfig:
     warmup_ratio: float = 0.1     # share of steps spent ramping the lr up from 0
     batch_size: int = 8           # examples per forward pass
     grad_accum: int = 1           # batches per optimiser step
-    micro_tokens: int = 1024      # max padded tokens per forward pass; bigger batches are split
+    micro_tokens: int = 512       # max padded tokens per forward pass; bigger batches are split
                                   # (same gradient, less activation memory)
     max_length: int = 256         # tokens per example; longer ones are cut (with a warning)
     weight_decay: float = 0.0     # AdamW weight decay
@@ -148,7 +148,8 @@ def train(model, tokenizer, data: list[Conversation], cfg: TrainConfig | None = 
     decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
     no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
-                             {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr)
+                             {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr,
+                            foreach=False)  # per-tensor updates: no model-sized temporaries
     for cb in callbacks:
         cb.on_start(total, len(train_set))
 
