@@ -41,6 +41,7 @@ def cmd_fetch_model(args) -> int:
 
     from .models import DEFAULT, TINY, load_model, prepare_default
 
+    _quiet_transformers()
     if args.name in (DEFAULT, TINY):
         with tqdm(total=100, desc="default model", file=sys.stderr,
                   bar_format="{desc}: {percentage:3.0f}%|{bar}| {postfix}") as bar:
@@ -50,7 +51,6 @@ def cmd_fetch_model(args) -> int:
             path = prepare_default(progress)
         print(path)
     else:
-        _quiet_transformers()
         model, _ = load_model(args.name)
         print(model.config.name_or_path)
     return 0
