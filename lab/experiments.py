@@ -90,7 +90,8 @@ def dataset_sha256(data: list[Conversation]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _slug(name: str) -> str:
+def slug(name: str) -> str:
+    """A folder-safe form of a run or experiment name."""
     return re.sub(r"[^A-Za-z0-9_.=-]+", "_", name).strip("_") or "run"
 
 
@@ -173,7 +174,7 @@ class Queue:
         names = [v.name for v in variants]
         if len(set(names)) != len(names):
             raise ValueError("variant names must be unique within an experiment")
-        new = [Job(experiment, v, list(data), self.runs_dir / _slug(experiment) / _slug(v.name))
+        new = [Job(experiment, v, list(data), self.runs_dir / slug(experiment) / slug(v.name))
                for v in variants]
         with self._lock:
             self.jobs += new

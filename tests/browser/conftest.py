@@ -95,6 +95,18 @@ class JupyterServer:
         dest.write_text(json.dumps(nb, indent=1), encoding="utf-8")
         return dest
 
+    def reset_root(self) -> None:
+        """Make the root a fresh copy of notebooks/ again: files a previous test's kernel
+        wrote there (autosaved datasets, runs/) must not leak into the next test."""
+        for child in self.root.iterdir():
+            if child.is_dir() and not child.is_symlink():
+                shutil.rmtree(child)
+            else:
+                child.unlink()
+        if NOTEBOOKS.is_dir():
+            shutil.copytree(NOTEBOOKS, self.root, dirs_exist_ok=True,
+                            ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
+
     def shutdown_kernels(self) -> None:
         """End every session and kernel, so the next test starts on an idle machine."""
         try:
@@ -117,11 +129,8 @@ class JupyterServer:
 @pytest.fixture(scope="session")
 def jupyter_server(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("jupyter")
-    root = tmp / "notebooks"
-    if NOTEBOOKS.is_dir():
-        shutil.copytree(NOTEBOOKS, root, ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
-    else:
-        root.mkdir()
+    root = tmp / "notebooks"  # filled with a copy of notebooks/ before each test (reset_root)
+    root.mkdir()
     config_dir, data_dir, runtime_dir = tmp / "config", tmp / "data", tmp / "runtime"
     for d in (config_dir, data_dir, runtime_dir, tmp / "ipython"):
         d.mkdir()
@@ -236,6 +245,8 @@ def page(browser):
 
 @pytest.fixture
 def jlab(page, jupyter_server, request):
+    jupyter_server.shutdown_kernels()
+    jupyter_server.reset_root()
     driver = JupyterLab(page, jupyter_server, request.node.name)
     try:
         yield driver

@@ -1,8 +1,8 @@
 """The quickstart notebook in a real browser: it runs clean, its widgets render, and a person
 can add an example, train the tiny random model and compare base and tuned replies.
 
-Screenshots of each stage go to tests/artifacts/ (quickstart_ran.png, dataset_added.png,
-training_done.png, compare.png).
+Screenshots of each stage go to tests/artifacts/: quickstart_ran.png, dataset_added.png,
+training_done.png, compare.png (FAILED-<test>.png when a test fails).
 """
 from __future__ import annotations
 
@@ -13,46 +13,41 @@ import pytest
 pytestmark = pytest.mark.browser
 
 NOTEBOOK = "00_quickstart.ipynb"
-ROOTS = {"dataset": ".sftlab-dataset", "train": ".sftlab-train", "compare": ".sftlab-compare"}
+# widget root class -> a word of its tab's title in Lab()
+ROOTS = {".sftlab-dataset": "Dataset", ".sftlab-train": "Train", ".sftlab-compare": "Compare"}
 
 NEW_INSTRUCTION = "Name the colour of a clear daytime sky."
-NEW_RESPONSE = "Blue."
+NEW_RESPONSE = "The sky is blue."
+
+RUN_ALL_S = 240      # the notebook top to bottom with the tiny random model
+TRAIN_S = 240        # one short run of the tiny random model
+COMPARE_S = 180      # base and tuned replies
 
 
 # ----------------------------------------------------------------------------- helpers
 
-def show(jlab, key: str):
-    """The widget root `.sftlab-<key>`, made visible: if it sits in a tab that is not
-    selected, click the tabs of its tab widget until it shows."""
+def show(jlab, root_sel: str):
+    """The widget root `root_sel`, made visible: if it sits in a tab that is not selected,
+    click its tab (by title, else each tab in turn) until it shows."""
     page = jlab.page
-    root = page.locator(ROOTS[key]).last
-    jlab.wait_for(lambda: page.locator(ROOTS[key]).count() > 0,
-                  f"the {ROOTS[key]} widget to be in the page", 60)
-    if root.is_visible():
-        root.scroll_into_view_if_needed()
-        return root
-    tabs = page.locator(".jp-OutputArea-output .lm-TabBar-tab")
-    for i in range(tabs.count()):
-        tabs.nth(i).click()
-        if root.is_visible():
-            root.scroll_into_view_if_needed()
-            return root
-    jlab.fail(f"{ROOTS[key]} is in the page but never became visible, not even after "
-              f"clicking each of the {tabs.count()} tab(s)")
+    root = page.locator(root_sel).last
+    jlab.wait_for(lambda: page.locator(root_sel).count() > 0, f"{root_sel} to be in the page", 60)
+    if not root.is_visible():
+        tabs = page.locator(".jp-OutputArea-output .lm-TabBar-tab")
+        titled = tabs.filter(has_text=re.compile(ROOTS.get(root_sel, "^$"), re.I))
+        for tab in [titled.last] * bool(titled.count()) + [tabs.nth(i) for i in range(tabs.count())]:
+            tab.click()
+            if root.is_visible():
+                break
+        else:
+            jlab.fail(f"{root_sel} is in the page but never became visible, even after clicking "
+                      f"each of the {tabs.count()} tab(s)")
+    root.scroll_into_view_if_needed()
+    return root
 
 
 def button(root, text: str):
     return root.get_by_role("button", name=re.compile(rf"^\s*{re.escape(text)}\s*$", re.I))
-
-
-def field(root, label: str):
-    """The text field for `label` (instruction / response): by placeholder, aria-label or
-    label text; the last one, since a freshly added example goes at the end."""
-    pat = re.compile(label, re.I)
-    for loc in (root.get_by_placeholder(pat), root.get_by_label(pat)):
-        if loc.count():
-            return loc.last
-    return None
 
 
 def shown_text(root) -> str:
@@ -61,55 +56,139 @@ def shown_text(root) -> str:
     return root.inner_text() + "\n" + "\n".join(values)
 
 
+def widget_errors(page) -> list[str]:
+    """Errors the lab's widgets show in their own error line (`.sftlab-error`)."""
+    return [t.strip() for t in page.locator(".sftlab-error:not([hidden])").all_inner_texts()
+            if t.strip()]
+
+
+def assert_clean(jlab, stage: str):
+    """No error output in the notebook, no broken widget, no error line in a lab widget."""
+    jlab.assert_clean(stage)
+    errors = widget_errors(jlab.page)
+    if errors:
+        jlab.fail(f"{stage}: a widget shows an error:\n" + "\n".join(errors))
+
+
+def watch_state(root):
+    """Record every value the widget's `data-state` takes from now on (before a click), so a
+    later wait sees this action's run and not the 'done' of a run the notebook made."""
+    root.evaluate("""el => {
+        el.__sftlabStates = [];
+        if (el.__sftlabObserver) el.__sftlabObserver.disconnect();
+        el.__sftlabObserver = new MutationObserver(() => el.__sftlabStates.push(el.dataset.state));
+        el.__sftlabObserver.observe(el, {attributes: true, attributeFilter: ["data-state"]});
+    }""")
+
+
+def wait_state(jlab, root, want: str, what: str, timeout_s: float):
+    """After `watch_state`: wait until the widget went through another state and is now
+    `want`; fail at once on 'error'."""
+    def reached():
+        state = root.get_attribute("data-state")
+        if state == "error":
+            jlab.fail(f"{what} failed: {' | '.join(widget_errors(jlab.page)) or '(no message)'}")
+        seen = root.evaluate("el => el.__sftlabStates || []")
+        return state == want and any(s != want for s in seen)
+    jlab.wait_for(reached, f"{what} (data-state to pass a busy state and reach {want!r}; "
+                  f"now {root.get_attribute('data-state')!r})", timeout_s)
+
+
+def run_quickstart(jlab):
+    jlab.open_notebook(NOTEBOOK)
+    jlab.run_all(timeout_s=RUN_ALL_S)
+    assert_clean(jlab, "after Run All")
+    page = jlab.page
+    for sel in ROOTS:
+        jlab.wait_for(lambda sel=sel: page.locator(sel).count() > 0,
+                      f"the widget {sel} to render", 60)
+
+
 # ----------------------------------------------------------------------------- tests
 
 def test_run_all_cells_renders_widgets(jlab):
-    jlab.open_notebook(NOTEBOOK)
-    jlab.run_all(timeout_s=240)
-    jlab.assert_clean("after Run All")
-    page = jlab.page
-    for key, sel in ROOTS.items():
-        jlab.wait_for(lambda sel=sel: page.locator(sel).count() > 0,
-                      f"the {key} widget ({sel}) to render", 30)
+    """Run > Run All Cells: every cell runs, no errors, the three widgets render."""
+    run_quickstart(jlab)
+    ds = show(jlab, ".sftlab-dataset")
+    jlab.wait_for(lambda: ds.locator(".sftlab-example").count() > 0 or "No examples" in ds.inner_text(),
+                  "the dataset builder to draw its list", 30)
     jlab.screenshot("quickstart_ran.png")
 
 
 def test_add_example_train_and_compare(jlab):
+    """The whole loop by hand: type an example, train, compare base and tuned."""
     page = jlab.page
-    jlab.open_notebook(NOTEBOOK)
-    jlab.run_all(timeout_s=240)
-    jlab.assert_clean("after Run All")
+    run_quickstart(jlab)
 
-    # -- dataset: add one example by typing it
-    ds = show(jlab, "dataset")
+    # -- dataset: add one example by typing it -------------------------------------------
+    ds = show(jlab, ".sftlab-dataset")
+    examples = ds.locator(".sftlab-example")
+    before = examples.count()
     button(ds, "Add example").click()
-    instruction, response = field(ds, "instruction"), field(ds, "response")
-    if instruction is None or response is None:
-        jlab.fail("after 'Add example' found no instruction/response field in the dataset builder")
-    instruction.fill(NEW_INSTRUCTION)
-    response.fill(NEW_RESPONSE)
-    response.press("Tab")  # commit the edit (change events fire on blur)
-    page.wait_for_timeout(1000)  # let a re-render after the kernel's echo happen first
-    jlab.wait_for(lambda: NEW_INSTRUCTION in shown_text(ds) and NEW_RESPONSE in shown_text(ds),
-                  "the new example (instruction and response) to stay in the dataset builder", 30)
+    jlab.wait_for(lambda: examples.count() == before + 1, "a new empty example card", 30)
+    card = examples.last
+    card.get_by_label("Instruction").fill(NEW_INSTRUCTION)
+    card.get_by_label("Response").fill(NEW_RESPONSE)
+    card.get_by_label("Response").press("Tab")  # blur: the edit is committed on change
+    # Python computes the summary and each card's token count: seeing them proves the kernel
+    # received the new example, not only the browser.
+    n = before + 1
+    jlab.wait_for(lambda: re.search(rf"\b{n} examples\b", ds.locator(".sftlab-summary").inner_text()),
+                  f"the summary (computed in Python) to count {n} examples", 30)
+    jlab.wait_for(lambda: "tokens" in card.locator(".sftlab-tokens").inner_text(),
+                  "the new example's token count (computed in Python)", 30)
+    page.wait_for_timeout(500)  # a late redraw must not drop what was typed
+    text = shown_text(card)
+    if NEW_INSTRUCTION not in text or NEW_RESPONSE not in text:
+        jlab.fail(f"the typed example did not stay in its card; the card shows:\n{text}")
+    card.evaluate("e => e.scrollIntoView({block: 'center'})")
     jlab.screenshot("dataset_added.png")
-    jlab.assert_clean("after adding an example")
+    assert_clean(jlab, "after adding an example")
 
-    # -- train: Start, then wait for the loss chart and the end of the run
-    tr = show(jlab, "train")
+    # -- train: Start, the loss chart fills, the run ends ----------------------------------
+    tr = show(jlab, ".sftlab-train")
+    jlab.wait_for(lambda: re.search(rf"\b{n} examples\b", tr.locator(".sftlab-estimate").inner_text()),
+                  f"the train panel to train on the {n} examples of the builder", 30)
+    watch_state(tr)
     button(tr, "Start").click()
-    points = tr.locator(".scatterlayer .trace .points path, .scatterlayer .trace path.js-line")
-    jlab.wait_for(lambda: points.count() > 0, "the loss chart to show points", 180)
-    jlab.wait_for(lambda: re.search(r"100\s*%|\bdone\b|finished", tr.inner_text(), re.I),
-                  "the train panel to report the run done", 180)
+    wait_state(jlab, tr, "done", "the training run", TRAIN_S)
+    points = tr.locator(".sftlab-chart .scatterlayer .trace .points path")
+    jlab.wait_for(lambda: points.count() > 0, "the loss chart to show points", 30)
+    progress = tr.locator(".sftlab-progress-text").inner_text()
+    m = re.search(r"step (\d+)/(\d+)", progress)
+    if not m or m.group(1) != m.group(2):
+        jlab.fail(f"the progress line should show the last step when done, shows {progress!r}")
+    tr.locator(".sftlab-chart").evaluate("e => e.scrollIntoView({block: 'center'})")
     jlab.screenshot("training_done.png")
-    jlab.assert_clean("after training")
+    assert_clean(jlab, "after training")
 
-    # -- compare: base and tuned side by side
-    cmp_ = show(jlab, "compare")
+    # -- compare: base and tuned side by side ---------------------------------------------
+    cmp_ = show(jlab, ".sftlab-compare")
+    if cmp_.locator(".sftlab-source").input_value() == "typed" and \
+            not cmp_.locator(".sftlab-prompts").input_value().strip():
+        prompts = cmp_.locator(".sftlab-prompts")
+        prompts.fill(NEW_INSTRUCTION)
+        prompts.press("Tab")
+    # Greedy replies of the tiny random model are blank (it repeats "\n"); seeded sampling
+    # gives words, so there is text to see in both columns.
+    cmp_.locator(".sftlab-decoding").select_option("sampled")
+    watch_state(cmp_)
     button(cmp_, "Compare").click()
-    jlab.wait_for(lambda: re.search(r"base", cmp_.inner_text(), re.I)
-                  and re.search(r"tuned", cmp_.inner_text(), re.I),
-                  "base and tuned columns in the compare view", 120)
+    wait_state(jlab, cmp_, "done", "the comparison", COMPARE_S)
+    # Every row has a base and a tuned cell; the tiny random model may end a reply at once
+    # (an empty cell), so each column needs text in some row, not in all.
+    rows = cmp_.locator("tbody tr.sftlab-row").count()
+    for col in ("base", "tuned"):
+        replies = cmp_.locator(f"td.sftlab-cell[data-column={col}] .sftlab-reply")
+        texts = replies.all_inner_texts()
+        if not rows or len(texts) != rows or not any(t.strip() for t in texts):
+            jlab.fail(f"the comparison should show a {col} reply in each of its {rows} rows, "
+                      f"with text in at least one; {col} cells: {texts}; states seen: "
+                      f"{cmp_.evaluate('el => el.__sftlabStates')}; decoding: "
+                      f"{cmp_.locator('.sftlab-decoding').input_value()}")
+    heads = cmp_.locator("thead th").all_inner_texts()
+    if not (any(re.search("base", h, re.I) for h in heads) and any(re.search("tuned", h, re.I) for h in heads)):
+        jlab.fail(f"the comparison table should head a base and a tuned column; heads: {heads}")
+    cmp_.locator(".sftlab-table").evaluate("e => e.scrollIntoView({block: 'start'})")
     jlab.screenshot("compare.png")
-    jlab.assert_clean("after comparing")
+    assert_clean(jlab, "after comparing")

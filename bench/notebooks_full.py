@@ -1,0 +1,123 @@
+"""Run the workshop notebooks top to bottom in full mode (the default model), timing each.
+
+    python -m bench.notebooks_full                  # every notebook, one after another
+    python -m bench.notebooks_full --only 02 04     # just these (matched by name prefix)
+    python -m bench.notebooks_full --executed out/  # also keep the executed notebooks
+
+This is the workshop as a teacher runs it: each notebook should finish in 10 minutes on a
+2-core laptop CPU. The notebooks run in a temporary copy of `notebooks/`, so their run folders
+(with saved models, 0.5 GB each) never land in the repository. Results go to
+`bench/results/notebooks_full.json` (merged with earlier results when `--only` is given).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+
+from lab.atomic import write_json
+
+REPO = Path(__file__).resolve().parents[1]
+NOTEBOOKS = REPO / "notebooks"
+RESULTS = REPO / "bench" / "results" / "notebooks_full.json"
+BUDGET_S = 600      # a notebook should run in at most this many seconds
+CELL_TIMEOUT = 900  # per cell; generous, so a slow machine reports a time instead of a timeout
+
+
+def _cell_seconds(cell) -> float | None:
+    timing = cell.get("metadata", {}).get("execution", {})
+    start, end = timing.get("iopub.execute_input"), timing.get("shell.execute_reply")
+    if not (start and end):
+        return None
+    parse = lambda s: datetime.fromisoformat(s.replace("Z", "+00:00"))  # noqa: E731
+    return (parse(end) - parse(start)).total_seconds()
+
+
+def run_notebook(path: Path, workdir: Path, executed: Path | None) -> dict:
+    """Execute one notebook in `workdir`; return its timing and outcome."""
+    import nbclient
+    import nbformat
+
+    nb = nbformat.read(workdir / path.name, as_version=4)
+    client = nbclient.NotebookClient(nb, timeout=CELL_TIMEOUT, kernel_name="python3",
+                                     resources={"metadata": {"path": str(workdir)}})
+    load0 = os.getloadavg()[0]
+    t0 = time.perf_counter()
+    error = None
+    try:
+        client.execute()
+    except Exception as err:  # a failing notebook is a result to report, not a crash
+        error = f"{type(err).__name__}: {str(err).strip().splitlines()[-1] if str(err).strip() else ''}"
+    seconds = time.perf_counter() - t0
+    cells = [(i, _cell_seconds(c)) for i, c in enumerate(nb.cells) if c.cell_type == "code"]
+    slowest = sorted(((s, i) for i, s in cells if s is not None), reverse=True)[:3]
+    if executed is not None:
+        executed.mkdir(parents=True, exist_ok=True)
+        nbformat.write(nb, executed / path.name)
+    return {"notebook": path.name, "seconds": round(seconds, 1), "ok": error is None,
+            "within_budget": error is None and seconds <= BUDGET_S, "error": error,
+            "slowest_cells": [{"cell": i, "seconds": round(s, 1)} for s, i in slowest],
+            "load_average_at_start": round(load0, 2), "load_average_at_end": round(os.getloadavg()[0], 2)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--only", nargs="*", default=None,
+                        help="notebook name prefixes to run, e.g. 01 03 (default: all)")
+    parser.add_argument("--executed", type=Path, default=None,
+                        help="folder to write the executed notebooks (with outputs) into")
+    args = parser.parse_args(argv)
+
+    os.environ.pop("SFT_LAB_FAST", None)       # full mode: the default model, epochs not steps
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    paths = sorted(NOTEBOOKS.glob("*.ipynb"))
+    if args.only:
+        paths = [p for p in paths if any(p.name.startswith(o) for o in args.only)]
+    if not paths:
+        print("no notebook matched", file=sys.stderr)
+        return 2
+
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="sftlab-notebooks-") as tmp:
+        for path in paths:
+            workdir = Path(tmp) / path.stem        # a fresh copy per notebook: no shared runs/
+            shutil.copytree(NOTEBOOKS, workdir,
+                            ignore=shutil.ignore_patterns("runs", ".ipynb_checkpoints", "__pycache__"))
+            print(f"running {path.name} ...", flush=True)
+            row = run_notebook(path, workdir, args.executed)
+            rows.append(row)
+            print(f"  {row['seconds']:.0f} s  {'ok' if row['ok'] else 'FAILED: ' + str(row['error'])}",
+                  flush=True)
+            shutil.rmtree(workdir, ignore_errors=True)
+
+    previous = {}
+    if args.only and RESULTS.is_file():
+        try:
+            previous = {r["notebook"]: r for r in json.loads(RESULTS.read_text()).get("notebooks", [])}
+        except (OSError, json.JSONDecodeError, AttributeError):
+            previous = {}
+    stamp = time.strftime("%Y-%m-%d %H:%M")
+    for row in rows:
+        row["date"] = stamp
+    merged = {**previous, **{r["notebook"]: r for r in rows}}
+    write_json(RESULTS, {"mode": "full (default model)", "budget_s": BUDGET_S,
+                         "cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+                         "notebooks": [merged[k] for k in sorted(merged)]})
+
+    print(f"\n{'notebook':40s} {'seconds':>8s}  {'load':>9s}  result")
+    for r in rows:
+        verdict = "ok" if r["within_budget"] else ("over budget" if r["ok"] else "FAILED")
+        load = f"{r['load_average_at_start']:.1f}-{r['load_average_at_end']:.1f}"
+        print(f"{r['notebook']:40s} {r['seconds']:8.0f}  {load:>9s}  {verdict}")
+    print(f"\nbudget {BUDGET_S} s per notebook; results in {RESULTS.relative_to(REPO)}")
+    return 0 if all(r["ok"] for r in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

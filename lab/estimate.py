@@ -1,0 +1,130 @@
+"""What a training run will cost, before it starts: tokens, steps, seconds and memory.
+
+Time: a training step costs about 6 FLOPs per parameter per token (2 forward, 4 backward).
+Dividing by the machine's measured fp32 matmul rate, times the share of it a real training
+loop reaches (`EFFICIENCY`, measured with the lab's trainer on a 2-core laptop CPU), gives
+seconds. Memory: fp32 weights, gradients and AdamW's two moments (16 bytes per parameter),
+the untouched base copy the session keeps (4 bytes per parameter), activations kept for the
+backward pass, and the logits of the trained positions.
+
+>>> from types import SimpleNamespace as NS
+>>> shape = NS(config=NS(num_hidden_layers=2, hidden_size=64, vocab_size=1000))
+>>> seconds_for(tokens=1000, params=1_000_000, gflops=100.0, efficiency=0.5)
+0.12
+>>> round(memory_gb(params=1_000_000, model=shape, batch_size=8, seq_len=128, trained_per_row=64), 3)
+0.335
+"""
+from __future__ import annotations
+
+import functools
+import math
+import time
+
+from .masks import encode
+from .records import Conversation
+from .train import TrainConfig, split_eval
+
+EFFICIENCY = 0.5        # share of fp32 matmul peak the trainer reaches (about 0.5-0.6 measured)
+OVERHEAD_GB = 0.3       # Python, torch and tokenizer runtime
+_ACT_BYTES = 68         # fp32 bytes kept per token per layer per hidden unit (2 x Megatron's 34)
+
+
+@functools.lru_cache(maxsize=1)
+def matmul_gflops(n: int = 512, trials: int = 5, seconds: float = 0.04) -> float:
+    """This machine's fp32 matrix-multiply rate in GFLOP/s (measured once per process).
+
+    The best of a few short trials, so a moment of contention from another process does
+    not stick in the cache.
+    """
+    import torch
+
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    a @ b  # warm up threads and caches
+    best = 0.0
+    for _ in range(trials):
+        count, t0 = 0, time.perf_counter()
+        while (elapsed := time.perf_counter() - t0) < seconds:
+            a @ b
+            count += 1
+        best = max(best, 2 * n ** 3 * count / elapsed / 1e9)
+    return best
+
+
+def steps_for(n_examples: int, cfg: TrainConfig) -> tuple[int, int]:
+    """(optimiser steps per epoch, total steps) for `n_examples` training examples, as `train` counts.
+
+    >>> steps_for(40, TrainConfig(epochs=2, batch_size=8))
+    (5, 10)
+    """
+    per_epoch = math.ceil(math.ceil(n_examples / cfg.batch_size) / cfg.grad_accum)
+    return per_epoch, cfg.max_steps or max(1, math.ceil(cfg.epochs * per_epoch))
+
+
+def duration(seconds: float) -> str:
+    """A time span for a person.
+
+    >>> duration(8.2), duration(65), duration(4000)
+    ('8 s', '1 min 05 s', '1 h 06 min')
+    """
+    s = round(seconds)
+    if s < 60:
+        return f"{s} s"
+    if s < 3600:
+        return f"{s // 60} min {s % 60:02d} s"
+    return f"{s // 3600} h {s % 3600 // 60:02d} min"
+
+
+def describe(est: dict) -> str:
+    """One line for the train panel: what the run will cost.
+
+    >>> describe({"tokens": 7148, "steps": 10, "seconds": 62.0, "memory_gb": 4.3, "examples": 40, "held_out": 4})
+    '40 trained on, 4 held out · 7,148 tokens · 10 steps · about 1 min 02 s · about 4.3 GB memory'
+    """
+    if not est.get("examples"):
+        return "no trainable examples"
+    held = f", {est['held_out']} held out" if est.get("held_out") else ""
+    return (f"{est['examples']} trained on{held} · {est['tokens']:,} tokens · {est['steps']} steps · "
+            f"about {duration(est['seconds'])} · about {est['memory_gb']:.1f} GB memory")
+
+
+def seconds_for(tokens: int, params: int, gflops: float, efficiency: float = EFFICIENCY) -> float:
+    """Wall time of training on `tokens` tokens: 6 FLOPs per parameter per token."""
+    return 6 * params * tokens / (gflops * 1e9 * efficiency)
+
+
+def memory_gb(params: int, model, batch_size: int, seq_len: int, trained_per_row: int) -> float:
+    """Peak memory of a training step in GB (rough, within about 20% for small Llama models)."""
+    cfg = model.config
+    states = 16 * params + 4 * params  # weights, grads, 2 Adam moments + the session's base copy
+    activations = cfg.num_hidden_layers * batch_size * seq_len * cfg.hidden_size * _ACT_BYTES
+    logits = batch_size * trained_per_row * cfg.vocab_size * 4 * 3  # logits, fp32 copy, gradient
+    return (states + activations + logits) / 1e9 + OVERHEAD_GB
+
+
+def estimate(convs: list[Conversation], tokenizer, cfg: TrainConfig, model, *,
+             gflops: float | None = None, efficiency: float = EFFICIENCY) -> dict:
+    """Tokens, optimiser steps, seconds and memory (GB) a `train(model, tokenizer, convs, cfg)`
+    call will take on this machine. Counts follow the trainer: eval split, truncation, epochs.
+    """
+    data = [c for c in convs if c.is_trainable]
+    if data and cfg.eval_split > 0:
+        data, held = split_eval(data, cfg.eval_split, cfg.seed)
+    else:
+        held = []
+    encoded = [e for e in (encode(c, tokenizer, cfg.max_length, cfg.completion_only) for c in data)
+               if e.n_trained]
+    if not encoded:
+        return {"tokens": 0, "steps": 0, "seconds": 0.0, "memory_gb": 0.0, "examples": 0, "held_out": 0}
+    steps_per_epoch, steps = steps_for(len(encoded), cfg)
+    per_epoch = sum(len(e.input_ids) for e in encoded)
+    tokens = round(per_epoch * steps / steps_per_epoch)
+    eval_tokens = sum(len(encode(c, tokenizer, cfg.max_length).input_ids) for c in held)
+    params = sum(p.numel() for p in model.parameters())
+    rate = gflops or matmul_gflops()
+    # eval is a forward pass only: a third of a training step's work per token
+    seconds = seconds_for(tokens + eval_tokens / 3, params, rate, efficiency)
+    rows = min(cfg.batch_size, len(encoded))
+    longest = max(len(e.input_ids) for e in encoded)
+    trained = max(e.n_trained for e in encoded)
+    return {"tokens": tokens, "steps": steps, "seconds": seconds, "examples": len(encoded),
+            "held_out": len(held), "memory_gb": memory_gb(params, model, rows, longest, trained)}

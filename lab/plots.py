@@ -1,0 +1,75 @@
+"""Figures the lab draws, as pure functions returning a plotly `go.Figure`.
+
+The widgets wrap them in `go.FigureWidget` (and copy a new figure's content into the widget
+with `sync_figure`); notebooks and scripts can show or save them directly.
+
+>>> loss_series([{"step": 1, "loss": 2.5}, {"step": 2, "loss": 2.0}, {"step": 2, "eval_loss": 2.2}])
+{'train_x': [1, 2], 'train_y': [2.5, 2.0], 'eval_x': [2], 'eval_y': [2.2]}
+"""
+from __future__ import annotations
+
+from typing import Iterable
+
+import plotly.graph_objects as go
+
+_LAYOUT = dict(height=260, margin=dict(l=50, r=20, t=40, b=40), template="plotly_white",
+               legend=dict(orientation="h", yanchor="bottom", y=1.0, xanchor="right", x=1.0))
+
+
+def length_histogram(lengths: Iterable[int], max_length: int | None = None) -> go.Figure:
+    """Token lengths of the examples, with `max_length` drawn as a dashed line.
+
+    Bars right of the line are examples that training will cut short.
+    """
+    lengths = list(lengths)
+    fig = go.Figure(go.Histogram(x=lengths, name="examples", marker_color="#4c78a8", nbinsx=30))
+    over = sum(n > max_length for n in lengths) if max_length else 0
+    title = f"Token length of {len(lengths)} examples" + (f" ({over} over max_length)" if over else "")
+    fig.update_layout(**_LAYOUT, title=dict(text=title, font=dict(size=13)), bargap=0.05,
+                      xaxis_title="tokens per example (chat template applied)",
+                      yaxis_title="examples", showlegend=False)
+    if max_length:
+        fig.add_vline(x=max_length, line_dash="dash", line_color="#e45756",
+                      annotation_text=f"max_length {max_length}", annotation_position="top left")
+    return fig
+
+
+def loss_series(history: Iterable[dict]) -> dict:
+    """Split a training history (`TrainResult.history` rows) into train and eval points."""
+    out: dict = {"train_x": [], "train_y": [], "eval_x": [], "eval_y": []}
+    for row in history:
+        if "loss" in row:
+            out["train_x"].append(row["step"])
+            out["train_y"].append(row["loss"])
+        if "eval_loss" in row:
+            out["eval_x"].append(row["step"])
+            out["eval_y"].append(row["eval_loss"])
+    return out
+
+
+def loss_figure(history: Iterable[dict] = ()) -> go.Figure:
+    """Training loss per optimiser step (line) and held-out eval loss (points).
+
+    The loss is the mean negative log-likelihood of the trained (response) tokens.
+    """
+    s = loss_series(history)
+    fig = go.Figure([
+        go.Scatter(x=s["train_x"], y=s["train_y"], mode="lines+markers", name="train loss",
+                   line=dict(color="#4c78a8"), marker=dict(size=4)),
+        go.Scatter(x=s["eval_x"], y=s["eval_y"], mode="markers+lines", name="eval loss",
+                   line=dict(color="#f58518", dash="dot"), marker=dict(size=9, symbol="diamond")),
+    ])
+    fig.update_layout(**_LAYOUT, title=dict(text="Loss (NLL per response token)", font=dict(size=13)),
+                      xaxis_title="optimiser step", yaxis_title="loss", yaxis_rangemode="tozero")
+    return fig
+
+
+def sync_figure(target: go.Figure, source: go.Figure) -> None:
+    """Copy `source`'s traces and layout into `target` (e.g. a FigureWidget) in one update.
+
+    Both must have the same number of traces, as figures from the same function do.
+    """
+    with target.batch_update():
+        for old, new in zip(target.data, source.data):
+            old.update(new.to_plotly_json(), overwrite=True)
+        target.layout.update(source.layout.to_plotly_json(), overwrite=True)

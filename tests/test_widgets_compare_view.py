@@ -1,0 +1,136 @@
+"""CompareView and Lab state tests without a kernel: type prompts and press Compare the way the
+browser does, let the background thread generate with the tiny random model, and check the
+table: base and tuned columns, word diffs, earlier runs, reference scores, export. Then the
+Lab: one session, the builder feeding the train panel and the compare view."""
+import csv
+import json
+
+import pytest
+
+from lab.records import Conversation
+from lab.session import Session
+from lab.train import TrainConfig
+from widgets import CompareView, DatasetBuilder, Lab, TrainPanel
+
+DATA = [Conversation.single(f"Question {i}?", f"Arr! Answer {i}, matey. Yo-ho!") for i in range(8)]
+PROBES = [Conversation.single("Question 1?", "Arr! Answer 1, matey. Yo-ho!", system="Be a pirate."),
+          Conversation.single("Question 9?", "Arr! Answer 9, matey. Yo-ho!")]
+
+
+@pytest.fixture()
+def session(tmp_path):
+    return Session("tiny-random", runs_dir=tmp_path / "runs")
+
+
+def sampled(view):
+    """Greedy replies of a random model are often empty; seeded sampling gives words."""
+    view.decoding, view.temperature, view.max_new_tokens = "sampled", 1.0, 6
+    return view
+
+
+def test_typed_prompts_side_by_side_before_and_after_training(session):
+    v = sampled(CompareView(session))
+    assert v.source == "typed" and v.probe_list == []
+    v.prompts = "Question 1?\n\nSay it on\\ntwo lines"  # as typed: blank lines skipped, \n escapes
+    v.compare_clicks += 1
+    rows = v.wait(60)
+    assert v.error == "" and v.state == "done" and v.progress["done"] == v.progress["total"]
+    assert [r["prompt"] for r in rows] == ["Question 1?", "Say it on\ntwo lines"]
+    assert [[c["name"] for c in r["columns"]] for r in rows] == [["base", "tuned"]] * 2
+    assert all(r["columns"][0]["reply"] == r["columns"][1]["reply"] for r in rows)  # untrained: same model
+    assert "The tuned model is the base model" in v.message
+    session.train(DATA, TrainConfig(max_steps=4, batch_size=4, lr=5e-3), save=False)
+    v.compare_clicks += 1
+    rows = v.wait(60)
+    base, tuned = rows[0]["columns"]
+    assert base["reply"] and tuned["reply"] and base["diff"] is None
+    assert "".join(t for op, t in tuned["diff"] if op != "delete") == tuned["reply"]
+    assert 0 <= tuned["similarity"] <= 1 and v.message == "Compared 2 prompts."
+    assert session.runs[-1].replies["Question 1?"] == tuned["reply"]  # recorded with the run
+
+
+def test_earlier_runs_appear_as_columns(session):
+    v = sampled(CompareView(session))
+    session.train(DATA, TrainConfig(max_steps=2, batch_size=4, lr=5e-3), save=False, name="first")
+    v.compare(["Question 1?"])
+    first = v.wait(60)[0]["columns"][1]["reply"]
+    session.train(DATA, TrainConfig(max_steps=2, batch_size=4, lr=5e-3), save=False, name="second")
+    v.compare(["Question 1?", "Never asked before"])
+    rows = v.wait(60)
+    assert [c["name"] for c in rows[0]["columns"]] == ["base", "tuned", "first"]
+    assert rows[0]["columns"][2]["reply"] == first and rows[1]["columns"][2]["reply"] == ""
+    session.reset_to_base()  # the last run is history now, too
+    v.compare(["Question 1?"])
+    assert [c["name"] for c in v.wait(60)[0]["columns"]] == ["base", "tuned", "first", "second"]
+
+
+def test_probes_with_reference_mode(session):
+    v = CompareView(session, PROBES, max_new_tokens=4)
+    assert v.source == "probes" and [p["system"] for p in v.probe_list] == ["Be a pirate.", None]
+    v.reference_mode = True
+    v.compare_clicks += 1
+    rows = v.wait(60)
+    assert [r["reference"] for r in rows] == [p.response for p in PROBES]
+    assert rows[0]["system"] == "Be a pirate."
+    for row, probe in zip(rows, PROBES):
+        nll = session.score([probe], tuned=False).per_example[0]
+        base, tuned = row["columns"]
+        assert base["nll"] == pytest.approx(nll) and tuned["nll"] == pytest.approx(nll)
+        assert "".join(tok for tok, _ in base["probs"]).startswith(probe.response)
+        assert all(0 < p <= 1 for _, p in base["probs"])
+
+
+def test_export_the_table(session, tmp_path):
+    v = sampled(CompareView(session))
+    v.export_clicks += 1
+    assert "nothing to export yet" in v.error
+    v.prompts, v.references = "Question 1?\nQuestion 2?", "Arr! Answer 1"
+    v.reference_mode = True
+    v.compare()
+    v.wait(60)
+    v.export_path = str(tmp_path / "table.csv")
+    v.export_clicks += 1
+    assert v.error == "" and "Exported 2 rows" in v.message
+    table = list(csv.DictReader(open(tmp_path / "table.csv")))
+    assert [r["prompt"] for r in table] == ["Question 1?", "Question 2?"]
+    assert table[0]["reference"] == "Arr! Answer 1" and float(table[0]["tuned nll"]) > 0
+    v.export_path = str(tmp_path / "table.jsonl")
+    v.export_clicks += 1
+    assert json.loads(open(tmp_path / "table.jsonl").readline())["prompt"] == "Question 1?"
+
+
+def test_errors_show_in_the_view(session):
+    v = CompareView(session)
+    v.compare_clicks += 1
+    assert "no prompts" in v.error and v.state == "idle"
+    v.prompts, v.decoding, v.temperature = "Hi", "sampled", 0.0
+    v.compare_clicks += 1
+    assert "temperature above 0" in v.error
+    nothing = CompareView()
+    nothing.prompts = "Hi"
+    nothing.compare_clicks += 1
+    assert "no model loaded yet" in nothing.error
+
+
+def test_lab_binds_the_three_views_to_one_session(session, tmp_path):
+    app = Lab(session=session, path=tmp_path / "ds.jsonl", starter="persona", runs_dir=tmp_path / "runs")
+    assert isinstance(app.builder, DatasetBuilder) and isinstance(app.trainer, TrainPanel)
+    assert isinstance(app.compare, CompareView) and "sftlab-app" in app._dom_classes
+    assert app.titles == ("1 · Dataset", "2 · Train", "3 · Compare")
+    assert app.trainer.session is app.compare.session is session
+    assert app.builder.tokenizer is session.tokenizer
+    assert app.trainer.n_examples == 44 and app.compare.source == "probes" and len(app.compare.probe_list) == 12
+    # the builder's edits reach the train panel; its probes reach the compare view
+    app.builder.rows = app.builder.rows[:10]
+    assert app.trainer.n_examples == 10
+    app.builder.load_starter("support")
+    assert app.trainer.n_examples == 45 and app.compare.probe_list[0]["system"]
+    app.builder.max_length = 100
+    assert app.trainer.max_length == 100
+    app.trainer.completion_only = False
+    assert app.builder.completion_only is False
+    # a model loaded in the train panel becomes everyone's
+    app.trainer.load_model("tiny-random")
+    app.trainer.wait(60)
+    assert app.session is app.trainer.session is app.compare.session is not session
+    assert app.builder.tokenizer is app.session.tokenizer

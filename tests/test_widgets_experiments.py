@@ -1,0 +1,220 @@
+"""ExperimentsView state tests (no kernel): set widget values as the browser would, click the
+buttons, wait for the queue, and read the tables, the overlay figure and the comparison.
+Plus unit tests of the pure pieces: lab.experiment_plots, lab.variant_specs, the table HTML."""
+import copy
+import time
+from types import SimpleNamespace
+
+import pytest
+
+from lab.experiment_plots import nll_table_rows, overlay_losses, run_name
+from lab.generate import GenConfig
+from lab.records import Conversation
+from lab.train import StepInfo, TrainConfig
+from lab.variant_specs import KINDS, make_variants, split_values
+from widgets import _experiments_html as H
+from widgets.experiments_view import ExperimentsView
+
+DATA = [Conversation.single(f"q{i}", f"answer number {i} is here", tags=("odd" if i % 2 else "even",))
+        for i in range(6)]
+FAST = TrainConfig(max_steps=2, batch_size=4)
+GEN = GenConfig(max_new_tokens=4)
+
+
+@pytest.fixture(scope="module")
+def session(tmp_path_factory):
+    from lab.session import Session
+
+    return Session("tiny-random", runs_dir=tmp_path_factory.mktemp("session-runs"))
+
+
+def view(session, runs_dir, data=DATA, **kw):
+    kw = {"eval_data": DATA[:2], "probes": ["q1", "q2"], "config": FAST, "gen": GEN, **kw}
+    return ExperimentsView(session, data, runs_dir=runs_dir, **kw)
+
+
+def add(v, kind, values, experiment=""):
+    """Fill the form the way the front end does, then press "Add to queue"."""
+    v.kind.value = kind
+    v.params.value = values
+    v.experiment.value = experiment
+    v.add_button.click()
+
+
+# -- pure pieces ----------------------------------------------------------------------------
+def test_overlay_losses_draws_one_line_per_run():
+    fig = overlay_losses({"a/x": [{"step": 1, "loss": 3.0}, {"step": 2, "eval_loss": 9.0},
+                                  {"step": 2, "loss": 2.0}],
+                          "a/y": [], "b/z": [{"step": 1, "loss": 5.0}]}, dashed=["b/z"])
+    assert [t.name for t in fig.data] == ["a/x", "a/y", "b/z"]
+    assert list(fig.data[0].x) == [1, 2] and list(fig.data[0].y) == [3.0, 2.0]  # eval rows skipped
+    assert [t.line.dash for t in fig.data] == ["solid", "solid", "dash"]
+    assert len({t.line.color for t in fig.data}) == 3
+    assert "no runs yet" in overlay_losses({}).layout.title.text and not overlay_losses({}).data
+
+
+def test_nll_table_rows_marks_the_best_and_keeps_failures():
+    cards = [{"experiment": "e", "variant": {"name": "a"}, "status": "done", "eval_nll": 2.0,
+              "config": {"completion_only": False}, "probes": [{"prompt": "p", "reply": "r"}]},
+             {"experiment": "e", "variant": {"name": "b"}, "status": "done", "eval_nll": 1.5},
+             {"experiment": "e", "variant": {"name": "c"}, "status": "failed", "error": "DataError: x"}]
+    rows = nll_table_rows(cards)
+    assert [(r["run"], r["best"], r["full_sequence_loss"]) for r in rows] == [
+        ("e/a", False, True), ("e/b", True, False), ("e/c", False, False)]
+    assert rows[2]["eval_nll"] is None and rows[2]["error"] == "DataError: x" and rows[2]["probes"] == []
+    assert run_name({}) == "?/?"
+
+
+def test_make_variants_for_every_kind_and_clear_errors():
+    assert set(KINDS) == {"baseline", "subsample", "shuffle_responses", "corrupt_responses", "duplicate",
+                          "drop_tag", "loss", "epochs", "lr"}
+    assert [v.name for v in make_variants("baseline")] == ["baseline"]
+    assert [v.config for v in make_variants("loss")] == [{}, {"completion_only": False}]
+    assert [(v.transform, v.arg) for v in make_variants("corrupt_responses", "0.5")] == [("corrupt_responses", 0.5)]
+    assert [v.name for v in make_variants("duplicate", "0.5, 1")] == ["duplicate=0.5", "duplicate=1"]
+    assert [v.config["lr"] for v in make_variants("lr", "1e-4 2e-4 1e-4")] == [1e-4, 2e-4]
+    assert split_values("") == []
+    for kind, text, match in [("subsample", "", "type example counts"), ("subsample", "ten", "not a number"),
+                              ("subsample", "0", ">= 1"), ("lr", "3", "between 0 and 1"),
+                              ("loss", "1", "takes no values"), ("drop_tag", "x", "no tags"),
+                              ("nope", "", "unknown kind")]:
+        with pytest.raises(ValueError, match=match):
+            make_variants(kind, text)
+    with pytest.raises(ValueError, match="its tags are odd, even"):
+        make_variants("drop_tag", "prime", tags=["odd", "even"])
+
+
+def test_table_html_escapes_and_truncates_with_full_text_on_hover():
+    long = "word " * 40 + "<b>end</b>"
+    rows = nll_table_rows([{"experiment": "e", "variant": {"name": "<x>"}, "status": "done",
+                            "probes": [{"prompt": "say <hi>", "reply": long}]}])
+    out = H.nll_table(rows, reply_chars=20)
+    assert "<details" in out and 'title="word word' in out and "&lt;b&gt;end&lt;/b&gt;" in out
+    assert "<b>end</b>" not in out and "e/&lt;x&gt;" in out and "No held-out NLL" in out
+    status = H.status_table([{"run": "e/a", "status": "failed", "step": 1, "total": 4, "note": "Boom <!>"}])
+    assert 'sftlab-status-failed' in status and '<progress value="1" max="4">' in status
+    assert 'class="sftlab-error">Boom &lt;!&gt;' in status
+
+
+# -- the widget -----------------------------------------------------------------------------
+def test_queue_run_overlay_table_reload_and_compare(session, tmp_path):
+    v = view(session, tmp_path)
+    assert "sftlab-experiments" in v._dom_classes
+    assert [b.description for b in (v.add_button, v.run_button, v.stop_button, v.compare_button)] == [
+        "Add to queue", "Run queue", "Stop", "Compare runs"]
+    add(v, "subsample", "2, 4", "sizes")
+    add(v, "loss", "")
+    assert v.error.value == ""
+    assert [(r["run"], r["status"]) for r in v.status_rows] == [
+        ("sizes/n=2", "queued"), ("sizes/n=4", "queued"),
+        ("loss/completion-only", "queued"), ("loss/full-sequence", "queued")]
+    v.run_button.click()
+    assert v.run_button.disabled and not v.stop_button.disabled
+    v.wait(120)
+    assert [r["status"] for r in v.status_rows] == ["done"] * 4
+    assert all(r["step"] == r["total"] == 2 for r in v.status_rows)
+    assert not v.run_button.disabled and v.stop_button.disabled and "4 done" in v.message.value
+    assert session.tuned is None, "the session's tuned model is never touched"
+    assert (v.run_a.value, v.run_b.value) == ("loss/completion-only", "loss/full-sequence")  # newest two
+    # overlay: one line per run, full-sequence loss dashed
+    assert [t.name for t in v.figure.data] == [r["run"] for r in v.status_rows]
+    assert [len(t.y) for t in v.figure.data] == [2] * 4
+    assert v.figure.data[3].line.dash == "dash"
+    # held-out NLL and probe replies per run
+    rows = nll_table_rows(v.cards)
+    assert all(isinstance(r["eval_nll"], float) for r in rows) and sum(r["best"] for r in rows) >= 1
+    assert [p["prompt"] for p in rows[0]["probes"]] == ["q1", "q2"]
+    assert "sizes/n=4" in v.nll_html.value and "probe: q1" in v.nll_html.value
+    assert v.show.options == ("all experiments", "sizes", "loss")
+    v.show.value = "sizes"
+    assert [t.name for t in v.figure.data] == ["sizes/n=2", "sizes/n=4"]
+    assert "loss/full" not in v.nll_html.value and "loss/full" not in v.status_html.value
+
+    # a new view (as after a kernel restart) rebuilds everything from the runs folder
+    again = view(session, tmp_path)
+    assert [(r["run"], r["status"], r["step"]) for r in again.status_rows] == [
+        ("sizes/n=2", "done", 2), ("sizes/n=4", "done", 2), ("loss/completion-only", "done", 2),
+        ("loss/full-sequence", "done", 2)]
+    assert len(again.figure.data) == 4 and again.nll_html.value.count("<tr data-run") == 4
+    assert again.run_a.options == tuple(r["run"] for r in again.status_rows)
+    assert (again.run_a.value, again.run_b.value) == ("loss/completion-only", "loss/full-sequence")
+
+    # pick two runs and compare them side by side
+    again.run_a.value, again.run_b.value = "sizes/n=2", "sizes/n=4"
+    again.compare_button.click()
+    again.wait(60)
+    assert again.error.value == ""
+    rows = again.comparison_rows
+    assert [r["prompt"] for r in rows] == ["q1", "q2"]
+    assert [c["name"] for c in rows[0]["columns"]] == ["sizes/n=2", "sizes/n=4"]
+    assert rows[0]["columns"][1]["diff"] is not None
+    assert "sftlab-exp-compare-table" in again.compare_html.value and "held-out NLL" in again.compare_html.value
+    # the same experiment name again gets a fresh folder instead of overwriting
+    add(again, "subsample", "2", "sizes")
+    assert again.status_rows[-1]["run"] == "sizes-2/n=2" and "renamed" in again.message.value
+    # another model (the Train panel loaded one): queued runs move to a queue on its base
+    other = SimpleNamespace(base=copy.deepcopy(session.base), tokenizer=session.tokenizer, busy=False)
+    old = again.queue
+    again.set_session(other)
+    assert again.queue is not old and again.queue.base is other.base
+    assert [j.variant.name for j in again.queue.jobs] == ["n=2"] and again.status_rows[-1]["status"] == "queued"
+
+
+def test_bad_input_and_failed_runs_show_in_red(session, tmp_path):
+    v = view(session, tmp_path)
+    add(v, "shuffle_responses", "0.5, 1.5")
+    assert "sftlab-error" in v.error.value and "1.5 is not a fraction" in v.error.value
+    assert v.status_rows == []
+    v.run_button.click()
+    assert "nothing is queued" in v.error.value
+    v.run_a.options = []
+    v.compare_button.click()
+    assert "pick two finished runs" in v.error.value
+    # a run that fails in training (no example has a response) is marked, and the queue goes on
+    prompts_only = [Conversation.single("q")]
+    bad = view(session, tmp_path / "bad", data=prompts_only, eval_data=())
+    add(bad, "baseline", "")
+    bad.run_button.click()
+    bad.wait(60)
+    row = bad.status_rows[0]
+    assert row["status"] == "failed" and "no trainable example" in row["note"]
+    assert "sftlab-status-failed" in bad.status_html.value and 'class="sftlab-error"' in bad.status_html.value
+
+
+def test_stop_ends_the_run_and_cancels_the_rest(session, tmp_path):
+    v = view(session, tmp_path, config=TrainConfig(max_steps=500, batch_size=2), probes=(), eval_data=())
+    add(v, "lr", "1e-4, 2e-4", "long")
+    v.run_button.click()
+    deadline = time.time() + 60
+    while not (v.status_rows[0]["status"] == "running" and v.status_rows[0]["step"] >= 1):
+        assert time.time() < deadline, "the first run never started"
+        time.sleep(0.05)
+    v.stop_button.click()
+    v.wait(60)
+    assert [r["status"] for r in v.status_rows] == ["stopped", "cancelled"]
+    assert 0 < v.status_rows[0]["step"] < 500 and v.status_rows[0]["total"] == 500
+    assert v.run_a.options == ("long/lr=0.0001",)  # a stopped run keeps its model
+
+
+def test_live_data_callable_tags_hint_and_throttled_redraws(session, tmp_path):
+    current = list(DATA)
+    v = view(session, tmp_path, data=lambda: current)
+    v.kind.value = "drop_tag"
+    assert v.params.value == "even" and "tags in the data: even, odd" in v.hint.value
+    v.add_button.click()
+    current.append(Conversation.single("new", "one", tags=("fresh",)))
+    add(v, "drop_tag", "fresh", "tags")
+    assert v.error.value == "" and [j.variant.name for j in v.queue.jobs] == ["drop=even", "drop=fresh"]
+    assert len(v.queue.jobs[1].data) == 7  # the data as it was when added
+    v.kind.value = "lr"  # a new kind brings its own example values
+    assert v.params.value == KINDS["lr"].example and not v.params.disabled
+    v.kind.value = "loss"  # ...or none, and no box to type in
+    assert v.params.value == "" and v.params.disabled
+    # steps arrive from the training thread far faster than a browser needs them
+    redraws = []
+    v.status_html.observe(lambda ch: redraws.append(ch), "value")
+    v.queue.jobs[0].status = "running"
+    for i in range(200):
+        v._on_step("drop_tag/drop=even", StepInfo(i + 1, 200, 0.1, 2.0, 1e-4, 10, 100.0, 0.1, 1.0))
+    assert 1 <= len(redraws) <= 2
+    assert v.status_rows[0]["step"] in range(1, 201)

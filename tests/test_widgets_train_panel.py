@@ -1,0 +1,121 @@
+"""TrainPanel state tests without a kernel: press the buttons the way the browser does
+(click counters), let the background thread train the tiny random model, and check the
+progress, the loss chart, the messages and errors in the panel."""
+import time
+
+import pytest
+import torch
+
+from lab.records import Conversation
+from lab.session import Session
+from widgets import TrainPanel
+
+DATA = [Conversation.single(f"Question {i}?", f"Arr! Answer {i}, matey. Yo-ho!") for i in range(12)]
+
+
+@pytest.fixture()
+def session(tmp_path):
+    return Session("tiny-random", runs_dir=tmp_path / "runs")
+
+
+def panel_for(session, data=DATA, **kw):
+    kw = {"max_steps": 3, "batch_size": 4, "max_length": 64, **kw}
+    return TrainPanel(session, data, probes=["Question 1?", "Question 2?"], **kw)
+
+
+def wait_until(check, seconds=30.0):
+    end = time.monotonic() + seconds
+    while not check():
+        assert time.monotonic() < end, "timed out"
+        time.sleep(0.01)
+
+
+def test_estimate_follows_the_settings(session):
+    p = panel_for(session, max_steps=0, epochs=2)
+    assert (p.loaded_model, p.n_examples) == ("tiny-random", 12) and "parameters on cpu" in p.model_info
+    est = p.estimate
+    assert est["examples"] == 11 and est["held_out"] == 1 and est["steps"] == 6  # 11 / 4 -> 3 steps x 2
+    assert est["tokens"] > 0 and est["seconds"] > 0 and est["memory_gb"] > 0.3
+    assert est["text"].startswith("11 trained on, 1 held out") and "6 steps" in est["text"]
+    p.epochs = 4  # as typed in the browser
+    assert p.estimate["steps"] == 12 and p.estimate["tokens"] == 2 * est["tokens"]
+    p.set_examples(DATA[:4])
+    assert p.n_examples == 4 and p.estimate["examples"] == 3
+    assert TrainPanel().estimate == {"text": "Load the model to see an estimate."}
+
+
+def test_start_trains_in_the_background(session, tmp_path):
+    p = panel_for(session, sample_replies=True)
+    p.start_clicks += 1  # the Start button
+    assert p.error == ""
+    run = p.wait(60)
+    assert p.state == "done" and run is p.run and run is session.runs[-1]
+    assert p.progress["step"] == p.progress["total"] == 3 and p.progress["tokens_per_second"] > 0
+    assert list(p.chart.data[0].x) == [1, 2, 3] and len(p.chart.data[0].y) == 3
+    assert list(p.chart.data[1].x) == [1, 2, 3]  # eval loss: eval_every 1 for 3 steps, and at the end
+    assert [s["step"] for s in p.samples] == [1, 1, 2, 2, 3, 3]
+    assert [s["prompt"] for s in p.samples[:2]] == ["Question 1?", "Question 2?"]
+    assert "finished: 3 steps" in p.message and "eval loss" in p.message and str(tmp_path) in p.message
+    assert not any(torch.equal(a, b) for a, b in zip(session.tuned.parameters(), session.base.parameters()))
+    # Reset to base: the tuned weights are the base weights again
+    p.reset_clicks += 1
+    assert p.error == "" and p.state == "idle" and "Reset" in p.message
+    assert all(torch.equal(a, b) for a, b in zip(session.tuned.parameters(), session.base.parameters()))
+
+
+def test_stop_ends_the_run_early(session):
+    p = panel_for(session, max_steps=5000, batch_size=1)
+    p.start()
+    wait_until(lambda: p.progress.get("step", 0) >= 1)
+    p.stop_clicks += 1  # the Stop button
+    run = p.wait(60)
+    assert p.state == "stopped" and run.result.stopped and run.result.steps < 5000
+    assert f"Stopped at step {run.result.steps} of 5000" in p.message
+
+
+def test_errors_show_in_the_panel(session):
+    p = panel_for(session, data=[])
+    p.start_clicks += 1
+    assert "no examples to train on" in p.error and p.state == "idle"
+    p.set_examples(DATA)
+    p.lr = 0.0
+    p.start_clicks += 1
+    assert "learning rate must be above 0" in p.error
+    p.lr = 1e-4
+    p.eval_split = 1.5
+    p.start_clicks += 1
+    assert "eval_split must be in [0, 1)" in p.error
+    assert p.estimate["text"].startswith("no estimate: eval_split")
+    # data the trainer refuses: the DataError appears in red, and wait() raises it for scripts
+    q = panel_for(session, data=[Conversation.single("a prompt and no reply")], eval_split=0)
+    q.start_clicks += 1
+    with pytest.raises(RuntimeError, match="no trainable example"):
+        q.wait(60)
+    assert q.state == "error" and "no trainable example" in q.error
+
+
+def test_a_model_that_cannot_be_loaded(session, tmp_path):
+    p = panel_for(session)
+    p.model_name = str(tmp_path / "no-such-model")  # typed in the model box, then Start
+    p.start_clicks += 1
+    with pytest.raises(RuntimeError, match="no-such-model"):
+        p.wait(60)
+    assert p.state == "error" and "Could not load model" in p.error
+    assert p.session is session  # the loaded model stays usable
+    p.model_name = "tiny-random"
+    p.load_clicks += 1  # Load model
+    p.wait(60)
+    assert p.error == "" and p.session is not session and p.loaded_model == "tiny-random"
+
+
+def test_busy_panel_refuses_a_second_job(session):
+    p = panel_for(session, max_steps=5000, batch_size=1)
+    p.start()
+    wait_until(lambda: p.state == "training")
+    p.start_clicks += 1
+    assert "busy" in p.error
+    p.reset_clicks += 1
+    assert "press Stop first" in p.error
+    p.stop()
+    p.wait(60)
+    assert p.state == "stopped"

@@ -1,0 +1,157 @@
+"""HTML for the experiments view's tables: run status, held-out NLL with probe replies, and
+two runs side by side. Pure functions of plain rows, so tests can read what a person sees.
+
+Every piece of user or model text goes through `html.escape`. Long probe replies are cut
+short in the cell; the full text is on hover (`title`) and one click away (`<details>`).
+"""
+from __future__ import annotations
+
+import html
+import math
+
+CSS = """<style>
+.sftlab-experiments {
+  --sftlab-fg: var(--jp-ui-font-color1, #1f2328); --sftlab-muted: var(--jp-ui-font-color2, #59636e);
+  --sftlab-bg2: var(--jp-layout-color2, #f6f8fa); --sftlab-border: var(--jp-border-color2, #d1d9e0);
+  --sftlab-accent: var(--jp-brand-color1, #1f6feb); --sftlab-good: #2da44e;
+  --sftlab-good-bg: rgba(45, 164, 78, 0.22); --sftlab-bad: #cf222e;
+  --sftlab-bad-bg: rgba(207, 34, 46, 0.16); --sftlab-warn: #9a6700;
+  font-family: var(--jp-ui-font-family, system-ui, sans-serif);
+  font-size: var(--jp-ui-font-size1, 13px); color: var(--sftlab-fg); gap: 4px; }
+.sftlab-experiments .sftlab-exp-table { border-collapse: collapse; margin: 4px 0 8px 0; }
+.sftlab-experiments .sftlab-exp-table th, .sftlab-experiments .sftlab-exp-table td {
+  border: 1px solid var(--sftlab-border); padding: 4px 8px; text-align: left; vertical-align: top; }
+.sftlab-experiments .sftlab-exp-table th { background: var(--sftlab-bg2); font-weight: 600; }
+.sftlab-experiments td.sftlab-num { text-align: right; font-variant-numeric: tabular-nums; }
+.sftlab-experiments .sftlab-status-queued, .sftlab-experiments .sftlab-status-cancelled { color: var(--sftlab-muted); }
+.sftlab-experiments .sftlab-status-running { color: var(--sftlab-accent); font-weight: 600; }
+.sftlab-experiments .sftlab-status-done { color: var(--sftlab-good); }
+.sftlab-experiments .sftlab-status-stopped { color: var(--sftlab-warn); }
+.sftlab-experiments .sftlab-status-failed { color: var(--sftlab-bad); }
+.sftlab-experiments .sftlab-error { color: var(--sftlab-bad); background: var(--sftlab-bad-bg);
+  border-radius: 4px; padding: 4px 8px; white-space: pre-wrap; }
+.sftlab-experiments td.sftlab-error { border-radius: 0; }
+.sftlab-experiments .sftlab-best { font-weight: 700; color: var(--sftlab-good); }
+.sftlab-experiments details summary { cursor: pointer; }
+.sftlab-experiments .sftlab-reply { max-width: 360px; white-space: pre-wrap; overflow-wrap: anywhere; }
+.sftlab-experiments del { background: var(--sftlab-bad-bg); text-decoration: line-through; }
+.sftlab-experiments ins { background: var(--sftlab-good-bg); text-decoration: none; }
+.sftlab-experiments .sftlab-muted { color: var(--sftlab-muted); }
+.sftlab-experiments progress { width: 120px; height: 12px; vertical-align: middle; }
+</style>"""
+
+_e = html.escape
+
+
+def _num(x, digits: int = 3) -> str:
+    if not isinstance(x, (int, float)) or (isinstance(x, float) and math.isnan(x)):
+        return "—"
+    return f"{x:.{digits}f}" if isinstance(x, float) else str(x)
+
+
+def clip(text: str, n: int = 60) -> str:
+    """`text` on one line, cut to `n` characters with an ellipsis.
+
+    >>> clip("a  b\\nc", 10), clip("abcdefghij", 5)
+    ('a b c', 'abcd…')
+    """
+    text = " ".join(text.split())
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
+def expandable(text: str, n: int = 60) -> str:
+    """A cell showing `text` cut short, with the full text on hover and on click."""
+    short = clip(text, n)
+    if short == " ".join(text.split()):
+        return f'<span class="sftlab-reply">{_e(text) or "<i>(empty)</i>"}</span>'
+    return (f'<details class="sftlab-reply" title="{_e(text, quote=True)}"><summary>{_e(short)}'
+            f'</summary>{_e(text)}</details>')
+
+
+def status_table(rows: list[dict]) -> str:
+    """Rows `{run, status, step, total, note}`: one line per run, with a progress bar."""
+    if not rows:
+        return '<p class="sftlab-muted">No runs yet: define a variant and press "Add to queue".</p>'
+    out = [('<table class="sftlab-exp-table sftlab-exp-status-table"><tr><th>run</th><th>status</th>'
+            '<th>progress</th><th>note</th></tr>')]
+    for r in rows:
+        step, total = r.get("step") or 0, r.get("total") or 0
+        bar = (f'<progress value="{step}" max="{total}"></progress> {step}/{total}' if total
+               else "")
+        note = r.get("note") or ""
+        note_cls = ' class="sftlab-error"' if r["status"] == "failed" else ""
+        out.append(f'<tr data-run="{_e(r["run"], quote=True)}"><td>{_e(r["run"])}</td>'
+                   f'<td class="sftlab-status sftlab-status-{_e(r["status"])}">{_e(r["status"])}</td>'
+                   f'<td>{bar}</td><td{note_cls}>{_e(note)}</td></tr>')
+    out.append("</table>")
+    return "".join(out)
+
+
+def nll_table(rows: list[dict], reply_chars: int = 60) -> str:
+    """Rows from `lab.experiment_plots.nll_table_rows`: numbers, then one column per probe."""
+    if not rows:
+        return '<p class="sftlab-muted">Finished runs will be listed here.</p>'
+    prompts: list[str] = []
+    for r in rows:
+        prompts += [p["prompt"] for p in r["probes"] if p["prompt"] not in prompts]
+    head = "".join(f'<th title="{_e(p, quote=True)}">probe: {_e(clip(p, 30))}</th>' for p in prompts)
+    out = [('<table class="sftlab-exp-table sftlab-exp-nll-table"><tr><th>run</th><th>status</th>'
+            '<th>examples</th><th>steps</th><th title="mean loss of the last steps">final train loss</th>'
+            '<th title="mean NLL per response token of the held-out set (lower is better)">held-out NLL</th>'
+            f'{head}</tr>')]
+    for r in rows:
+        replies = {p["prompt"]: p["reply"] for p in r["probes"]}
+        loss = _num(r["final_loss"]) + (" *" if r["full_sequence_loss"] else "")
+        best = ' sftlab-best' if r["best"] else ""
+        cells = "".join(f"<td>{expandable(replies[p], reply_chars)}</td>" if p in replies
+                        else '<td class="sftlab-muted">—</td>' for p in prompts)
+        out.append(f'<tr data-run="{_e(r["run"], quote=True)}"><td>{_e(r["run"])}</td>'
+                   f'<td class="sftlab-status sftlab-status-{_e(r["status"])}">{_e(r["status"])}</td>'
+                   f'<td class="sftlab-num">{_num(r["examples"])}</td><td class="sftlab-num">{_num(r["steps"])}</td>'
+                   f'<td class="sftlab-num">{loss}</td><td class="sftlab-num{best}">{_num(r["eval_nll"])}</td>'
+                   f"{cells}</tr>")
+    out.append("</table>")
+    if any(r["full_sequence_loss"] for r in rows):
+        out.append('<p class="sftlab-muted">* loss on every token (prompt too), not only the response: '
+                   "not on the same scale as the others. The held-out NLL is always on responses only.</p>")
+    if not any(isinstance(r["eval_nll"], (int, float)) for r in rows):
+        out.append('<p class="sftlab-muted">No held-out NLL: give the view <code>eval_data</code> '
+                   "(examples the runs never train on).</p>")
+    return "".join(out)
+
+
+def diff_html(pieces: list[tuple[str, str]]) -> str:
+    """A word diff (`lab.textdiff.word_diff`) as text with <del> and <ins>.
+
+    >>> diff_html([("equal", "a "), ("delete", "b"), ("insert", "<c>")])
+    'a <del>b</del><ins>&lt;c&gt;</ins>'
+    """
+    tags = {"equal": "{}", "delete": "<del>{}</del>", "insert": "<ins>{}</ins>"}
+    return "".join(tags[op].format(_e(text)) for op, text in pieces)
+
+
+def compare_table(rows: list[dict], info: dict[str, str] | None = None) -> str:
+    """Rows from `lab.comparison.make_row` with two columns: prompt, run A, run B (diffed vs A).
+
+    `info` maps run name -> a short line (e.g. its held-out NLL) shown under the header.
+    """
+    if not rows:
+        return ""
+    names = [c["name"] for c in rows[0]["columns"]]
+    info = info or {}
+    head = "".join(f'<th>{_e(n)}<br><span class="sftlab-muted">{_e(info.get(n, ""))}</span></th>'
+                   for n in names)
+    out = [f'<table class="sftlab-exp-table sftlab-exp-compare-table"><tr><th>prompt</th>{head}</tr>']
+    for row in rows:
+        cells = []
+        for col in row["columns"]:
+            body = diff_html(col["diff"]) if col["diff"] is not None else _e(col["reply"])
+            cells.append(f'<td class="sftlab-reply">{body or "<i>(empty)</i>"}</td>')
+        out.append(f'<tr><td class="sftlab-reply">{_e(row["prompt"])}</td>{"".join(cells)}</tr>')
+    out.append('</table><p class="sftlab-muted">Second column: <del>words only in the first</del> '
+               "<ins>words only in the second</ins>.</p>")
+    return "".join(out)
+
+
+def error_html(text: str) -> str:
+    return f'<div class="sftlab-error">{_e(text)}</div>' if text else ""

@@ -1,0 +1,226 @@
+"""CompareView: base and tuned replies to the same prompts, side by side, with a word diff.
+
+Prompts are typed (one per line) or taken from the held-out probes of the starter set.
+Both models decode with the same settings and seed, so differences come from training.
+Replies recorded for earlier runs of the session appear as more columns. Reference mode
+adds the reference answer's NLL under each model and a per-token probability heat map: the
+training objective, measured on one example. Generation runs in a background thread and
+streams into the table.
+"""
+from __future__ import annotations
+
+import threading
+
+import anywidget
+import torch
+import traitlets as t
+
+from lab.comparison import make_row, write_table
+from lab.generate import GenConfig
+from lab.records import Conversation
+from lab.score import token_probabilities
+from lab.session import Session
+
+from ._common import CSS, STATIC, Throttle, error_text
+
+
+def _tuned_differs(session: Session) -> bool:
+    """True when the tuned model is not (any longer) a copy of the base weights."""
+    if session.tuned is None:
+        return False
+    return any(not torch.equal(a, b) for a, b in zip(session.tuned.parameters(), session.base.parameters()))
+
+
+class CompareView(anywidget.AnyWidget):
+    """Compare the session's base and tuned models; `.compare()`, `.wait()`, `.export()`."""
+
+    _esm = STATIC / "compare_view.js"
+    _css = CSS
+
+    source = t.Unicode("typed", help="where prompts come from: 'typed' (the text box) or "
+                       "'probes' (held-out probes)").tag(sync=True)
+    prompts = t.Unicode("", help="typed prompts, one per line (\\n for a line break)").tag(sync=True)
+    references = t.Unicode("", help="optional reference answers, one per line, in the "
+                           "prompts' order").tag(sync=True)
+    probe_list = t.List(t.Dict(), help="the held-out probes: {prompt, system, reference}").tag(sync=True)
+    decoding = t.Unicode("greedy", help="'greedy' (deterministic) or 'sampled'").tag(sync=True)
+    temperature = t.Float(0.7, help="sampling temperature (when sampled)").tag(sync=True)
+    max_new_tokens = t.Int(96, help="upper bound on each reply's length").tag(sync=True)
+    seed = t.Int(0, help="sampling seed, the same for every model").tag(sync=True)
+    reference_mode = t.Bool(False, help="also score reference answers: NLL and per-token "
+                            "probabilities under each model").tag(sync=True)
+    show_diff = t.Bool(True, help="highlight words the tuned reply adds or drops").tag(sync=True)
+    rows = t.List(t.Dict(), help="the table: {prompt, system, reference, columns: [{name, reply, "
+                  "diff, similarity, nll, probs}]}").tag(sync=True)
+    state = t.Unicode("idle", help="idle | running | done | error").tag(sync=True)
+    progress = t.Dict(help="{done, total, stage} of the running comparison").tag(sync=True)
+    message = t.Unicode("", help="what just happened, for the status line").tag(sync=True)
+    error = t.Unicode("", help="what went wrong and how to fix it ('' = nothing)").tag(sync=True)
+    compare_clicks = t.Int(0, help="incremented by the 'Compare' button").tag(sync=True)
+    export_path = t.Unicode("sftlab_compare.csv", help="where 'Export table' writes (.csv or "
+                            ".jsonl)").tag(sync=True)
+    export_clicks = t.Int(0, help="incremented by the 'Export table' button").tag(sync=True)
+    session = t.Instance(Session, allow_none=True, help="the lab session compared (not synced)")
+
+    def __init__(self, session: Session | None = None, probes=(), **kwargs):
+        super().__init__(**kwargs)
+        self.session = session
+        self._probes: list[Conversation] = []
+        self._thread: threading.Thread | None = None
+        self.set_probes(probes)
+        self.observe(lambda _: self._act(self.compare), "compare_clicks")
+        self.observe(lambda _: self._act(lambda: self.export(self.export_path.strip())), "export_clicks")
+
+    # -- Python API -------------------------------------------------------------------------
+    def set_probes(self, probes) -> None:
+        """Held-out prompts (Conversations; their responses are the reference answers)."""
+        new = [p if isinstance(p, Conversation) else Conversation.single(p) for p in probes]
+        if new == self._probes:
+            return
+        self._probes = new
+        self.probe_list = [{"prompt": p.prompt, "system": p.system, "reference": p.response} for p in new]
+        self.source = "probes" if new and not self.prompts.strip() else "typed"
+
+    def items(self) -> list[Conversation]:
+        """The prompts the next comparison uses (with reference answers where known)."""
+        if self.source == "probes":
+            return list(self._probes)
+        refs = self.references.split("\n")
+        out = []
+        for i, line in enumerate(self.prompts.split("\n")):
+            if line.strip():
+                ref = refs[i].strip() if i < len(refs) else ""
+                out.append(Conversation.single(_unescape(line.strip()), _unescape(ref) if ref else None))
+        return out
+
+    def gen_config(self) -> GenConfig:
+        if self.max_new_tokens < 1:
+            raise ValueError("max new tokens must be at least 1")
+        temperature = self.temperature if self.decoding == "sampled" else 0.0
+        if self.decoding == "sampled" and temperature <= 0:
+            raise ValueError("sampling needs a temperature above 0, e.g. 0.7")
+        return GenConfig(max_new_tokens=self.max_new_tokens, temperature=temperature, seed=self.seed)
+
+    def compare(self, prompts=None) -> None:
+        """Start a comparison in the background (`prompts`: texts, else the panel's prompts)."""
+        if prompts is not None:
+            self.source, self.prompts, self.references = "typed", "\n".join(_escape(p) for p in prompts), ""
+        if self.session is None:
+            raise RuntimeError("no model loaded yet: load one in the train panel first")
+        if self.session.busy:
+            raise RuntimeError("training is running; compare when it has finished (or press Stop)")
+        if self._thread is not None and self._thread.is_alive():
+            raise RuntimeError("a comparison is already running; wait for it to finish")
+        items, cfg = self.items(), self.gen_config()
+        if not items:
+            raise ValueError("no prompts: type some (one per line) or choose the held-out probes")
+        self.error = ""
+        self._thread = threading.Thread(target=self._guarded, args=(items, cfg, self.reference_mode),
+                                        daemon=True, name="sftlab-compare")
+        self._thread.start()
+
+    def wait(self, timeout: float | None = None) -> list[dict]:
+        """Block until the comparison ends; return the rows, or raise if it failed."""
+        if self._thread is not None:
+            self._thread.join(timeout)
+        if self.state == "error":
+            raise RuntimeError(self.error)
+        return self.rows
+
+    def export(self, path: str) -> None:
+        """Write the table as CSV or JSONL (by the suffix), atomically."""
+        if not self.rows:
+            raise ValueError("nothing to export yet: press Compare first")
+        out = write_table(path or "sftlab_compare.csv", self.rows)
+        self.message = f"Exported {len(self.rows)} rows to {out}."
+
+    # -- the background job -----------------------------------------------------------------
+    def _act(self, action) -> None:
+        try:
+            self.error = ""
+            action()
+        except Exception as err:  # any failure of a user action belongs in the view
+            self.error = error_text(err)
+
+    def _guarded(self, items, cfg, reference_mode) -> None:
+        try:
+            self._compare(items, cfg, reference_mode)
+        except Exception as err:  # shown in the view; `wait()` raises it for scripts
+            self.error = error_text(err)
+            self.state = "error"
+
+    def _compare(self, items: list[Conversation], cfg: GenConfig, reference_mode: bool) -> None:
+        s = self.session
+        self.state, self.message = "running", ""
+        prompts = [c.prompt for c in items]
+        trained = _tuned_differs(s)
+        replies = {"base": [""] * len(items), "tuned": [""] * len(items)}
+        earlier = {r.name: r.replies for r in s.runs[:-1] if any(p in r.replies for p in prompts)}
+        if s.runs and not trained:  # reset since the last run: its replies are history too
+            earlier.update({r.name: r.replies for r in s.runs[-1:] if any(p in r.replies for p in prompts)})
+        total = len(items) * cfg.max_new_tokens * (2 if trained else 1)
+        done, throttle = [0], Throttle(0.25)
+
+        def push(stage: str, force: bool = False) -> None:
+            if throttle.ready(force):
+                self.progress = {"done": min(done[0], total), "total": total, "stage": stage}
+                self.rows = [_row(c, {k: v[i] for k, v in replies.items()}, earlier)
+                             for i, c in enumerate(items)]
+
+        for key, tuned, stage in (("base", False, "base model"), ("tuned", True, "tuned model")):
+            if tuned and not trained:
+                replies["tuned"] = list(replies["base"])
+                continue
+
+            def on_token(i: int, piece: str, key=key, stage=stage) -> None:
+                replies[key][i] += piece
+                done[0] += 1
+                push(stage)
+
+            replies[key] = s.reply(items, tuned=tuned, cfg=cfg, on_token=on_token)
+            done[0] = len(items) * cfg.max_new_tokens * (2 if tuned else 1)
+            push(stage, force=True)
+        scores = self._score(items) if reference_mode else {}
+        self.rows = [_row(c, {k: v[i] for k, v in replies.items()}, earlier, scores, i)
+                     for i, c in enumerate(items)]
+        if trained and s.runs:
+            s.runs[-1].replies.update(zip(prompts, replies["tuned"]))
+        self.progress = {"done": total, "total": total, "stage": "done"}
+        self.state = "done"
+        self.message = (f"Compared {len(items)} prompts." if trained else
+                        f"Compared {len(items)} prompts. The tuned model is the base model (no run yet, "
+                        "or reset to base), so both columns agree: train, then compare again.")
+
+    def _score(self, items: list[Conversation]) -> dict:
+        """NLL of each reference answer and its per-token probabilities, per model."""
+        s = self.session
+        with_ref = [i for i, c in enumerate(items) if c.response]
+        out: dict = {}
+        for key, tuned in (("base", False), ("tuned", True)):
+            self.progress = {**self.progress, "stage": f"scoring references ({key})"}
+            model = s.model if tuned else s.base
+            nll = s.score([items[i] for i in with_ref], tuned=tuned).per_example if with_ref else []
+            for i, value in zip(with_ref, nll):
+                probs = token_probabilities(model, s.tokenizer, items[i])
+                out.setdefault(i, {})[key] = (value, [[tok, p] for tok, p in probs])
+        return out
+
+
+def _row(conv: Conversation, replies: dict, earlier: dict, scores: dict | None = None, i: int = -1) -> dict:
+    """One table row: base, tuned, then earlier runs' recorded replies (where recorded)."""
+    cols = dict(replies)
+    cols.update({name: rec.get(conv.prompt, "") for name, rec in earlier.items()})
+    score = (scores or {}).get(i, {})
+    row = make_row(conv.prompt, cols, conv.response, {k: v[0] for k, v in score.items()})
+    for col in row["columns"]:
+        col["probs"] = score[col["name"]][1] if col["name"] in score else None
+    row["system"] = conv.system
+    return row
+
+
+def _escape(text: str) -> str:
+    return text.replace("\n", "\\n")
+
+
+def _unescape(text: str) -> str:
+    return text.replace("\\n", "\n")

@@ -1,0 +1,164 @@
+// CompareView front end: prompts, decoding settings, and the side-by-side table with word
+// diffs, reference NLL and per-token probability heat maps. State lives in the traits of
+// widgets/compare_view.py; buttons increment *_clicks traits.
+
+function h(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs)) {
+    if (key === "class") node.className = value;
+    else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
+    else if (value !== undefined && value !== null && value !== false) node.setAttribute(key, value);
+  }
+  for (const child of children.flat()) {
+    if (child !== null && child !== undefined) node.append(child);
+  }
+  return node;
+}
+
+const LABELS = { base: "Base model", tuned: "Tuned model" };
+
+function short(text, n = 40) {
+  return text.length > n ? `${text.slice(0, n)}…` : text;
+}
+
+function heat(p) {
+  // probability 0 -> red, 1 -> green, translucent so text stays readable in both themes
+  const hue = Math.round(120 * Math.max(0, Math.min(1, p)));
+  return `hsla(${hue}, 75%, 50%, 0.35)`;
+}
+
+function render({ model, el }) {
+  const set = (name, value) => { model.set(name, value); model.save_changes(); };
+  const click = (trait) => set(trait, model.get(trait) + 1);
+  const field = (name, attrs, parse = (v) => v) => {
+    const input = h("input", { ...attrs, class: `sftlab-${name.replace(/_/g, "-")}` });
+    input.addEventListener("change", () => {
+      const value = attrs.type === "checkbox" ? input.checked : parse(input.value);
+      if (attrs.type === "checkbox" || attrs.type !== "number" || Number.isFinite(value)) set(name, value);
+    });
+    return input;
+  };
+
+  const source = h("select", { class: "sftlab-source", onchange: () => set("source", source.value) });
+  const prompts = h("textarea", {
+    class: "sftlab-prompts", placeholder: "One prompt per line (write \\n for a line break inside a prompt)",
+    onchange: () => set("prompts", prompts.value),
+  });
+  const references = h("textarea", {
+    class: "sftlab-references", placeholder: "Reference answers for reference mode (optional), one per line, in the prompts' order",
+    onchange: () => set("references", references.value),
+  });
+  const probeList = h("ol", { class: "sftlab-probe-list" });
+  const typed = h("div", { class: "sftlab-inputs" }, prompts, references);
+  const decoding = h("select", { class: "sftlab-decoding", onchange: () => set("decoding", decoding.value) },
+    h("option", { value: "greedy" }, "Greedy (deterministic)"), h("option", { value: "sampled" }, "Sampled"));
+  const temperature = field("temperature", { type: "number", step: "0.1", min: "0" }, Number);
+  const maxNew = field("max_new_tokens", { type: "number", step: "16", min: "1" }, Number);
+  const seed = field("seed", { type: "number", step: "1" }, Number);
+  const referenceMode = field("reference_mode", { type: "checkbox" });
+  const showDiff = field("show_diff", { type: "checkbox" });
+  const exportPath = field("export_path", { type: "text" });
+  const compare = h("button", { class: "sftlab-button sftlab-primary sftlab-compare-button", onclick: () => click("compare_clicks"),
+    title: "Generate base and tuned replies to every prompt, with the same settings and seed" }, "Compare");
+  const exportButton = h("button", { class: "sftlab-button sftlab-export", onclick: () => {
+    set("export_path", exportPath.value);
+    click("export_clicks");
+  }, title: "Write the table as CSV or JSONL (by the file name)" }, "Export table");
+  const bar = h("progress", { class: "sftlab-progress", max: 1, value: 0 });
+  const barText = h("span", { class: "sftlab-progress-text" });
+  const message = h("div", { class: "sftlab-message" });
+  const error = h("div", { class: "sftlab-error", role: "alert" });
+  const table = h("table", { class: "sftlab-table" });
+
+  el.classList.add("sftlab", "sftlab-compare");
+  el.append(
+    h("div", { class: "sftlab-toolbar" }, h("label", {}, "Prompts ", source)),
+    typed, probeList,
+    h("div", { class: "sftlab-toolbar" },
+      h("label", {}, "Decoding ", decoding), h("label", {}, "Temperature ", temperature),
+      h("label", {}, "Max new tokens ", maxNew), h("label", {}, "Seed ", seed),
+      h("label", { class: "sftlab-check", title: "Score the reference answers: NLL and per-token probabilities under each model" },
+        referenceMode, " Reference mode"),
+      h("label", { class: "sftlab-check" }, showDiff, " Word diff")),
+    h("div", { class: "sftlab-toolbar" }, compare, exportPath, exportButton),
+    h("div", { class: "sftlab-progress-row" }, bar, barText),
+    error, message, table);
+
+  function drawInputs() {
+    const probes = model.get("probe_list");
+    source.replaceChildren(h("option", { value: "typed" }, "typed below"),
+      h("option", { value: "probes", disabled: probes.length ? null : "" }, `held-out probes (${probes.length})`));
+    source.value = model.get("source");
+    const useProbes = model.get("source") === "probes";
+    typed.hidden = useProbes;
+    probeList.hidden = !useProbes;
+    probeList.replaceChildren(...probes.map((p) => h("li", {},
+      p.system ? h("span", { class: "sftlab-badge", title: p.system }, `[system: ${short(p.system)}] `) : null, p.prompt)));
+    if (document.activeElement !== prompts) prompts.value = model.get("prompts");
+    if (document.activeElement !== references) references.value = model.get("references");
+    decoding.value = model.get("decoding");
+    temperature.value = model.get("temperature");
+    temperature.disabled = model.get("decoding") !== "sampled";
+    maxNew.value = model.get("max_new_tokens");
+    seed.value = model.get("seed");
+    referenceMode.checked = model.get("reference_mode");
+    showDiff.checked = model.get("show_diff");
+    exportPath.value = model.get("export_path");
+  }
+  function reply(col) {
+    if (col.diff && model.get("show_diff")) {
+      return h("div", { class: "sftlab-reply" }, col.diff.map(([op, text]) => (op === "equal" ? text
+        : h(op === "insert" ? "ins" : "del", { class: op === "insert" ? "sftlab-ins" : "sftlab-del" }, text))));
+    }
+    const running = model.get("state") === "running";
+    return h("div", { class: "sftlab-reply" }, col.reply || h("span", { class: "sftlab-pending" }, running ? "…" : "(empty reply)"));
+  }
+  function cell(col) {
+    const meta = [];
+    if (col.nll != null) meta.push(`reference NLL ${col.nll.toFixed(3)} (perplexity ${Math.exp(col.nll).toFixed(1)})`);
+    if (col.similarity != null && col.reply) meta.push(`${Math.round(100 * col.similarity)}% words shared with base`);
+    return h("td", { class: "sftlab-cell", "data-column": col.name },
+      reply(col),
+      meta.length ? h("div", { class: "sftlab-meta" }, meta.join(" · ")) : null,
+      col.probs ? h("div", { class: "sftlab-heat", title: "Reference answer, each token coloured by the probability this model gives it (red low, green high)" },
+        col.probs.map(([tok, p]) => h("span", { style: `background:${heat(p)}`, title: `p = ${p.toFixed(3)}` }, tok))) : null);
+  }
+  function drawTable() {
+    const rows = model.get("rows");
+    if (!rows.length) { table.replaceChildren(); return; }
+    const names = rows[0].columns.map((c) => c.name);
+    table.replaceChildren(
+      h("thead", {}, h("tr", {}, h("th", { style: "width: 22%" }, "Prompt"),
+        names.map((n) => h("th", { "data-column": n }, LABELS[n] || `Earlier run: ${n}`)))),
+      h("tbody", {}, rows.map((r) => h("tr", { class: "sftlab-row" },
+        h("td", { class: "sftlab-prompt-cell" },
+          r.system ? h("div", { class: "sftlab-badge", title: r.system }, `system: ${short(r.system)}`) : null,
+          r.prompt,
+          r.reference != null ? h("div", { class: "sftlab-reference" }, `Reference: ${r.reference}`) : null),
+        r.columns.map(cell)))));
+  }
+  function drawState() {
+    const p = model.get("progress");
+    const running = model.get("state") === "running";
+    compare.disabled = running;
+    el.dataset.state = model.get("state");
+    bar.max = Math.max(1, p.total || 0);
+    bar.value = p.done || 0;
+    barText.textContent = running ? `generating: ${p.stage || ""}…` : "";
+    message.textContent = model.get("message");
+    error.textContent = model.get("error");
+    error.hidden = !model.get("error");
+  }
+
+  for (const name of ["source", "probe_list", "prompts", "references", "decoding", "temperature",
+    "max_new_tokens", "seed", "reference_mode", "show_diff", "export_path"]) model.on(`change:${name}`, drawInputs);
+  model.on("change:show_diff", drawTable);
+  model.on("change:rows", drawTable);
+  for (const name of ["state", "progress", "message", "error"]) model.on(`change:${name}`, drawState);
+  model.on("change:state", drawTable);
+  drawInputs();
+  drawTable();
+  drawState();
+}
+
+export default { render };

@@ -1,0 +1,170 @@
+// TrainPanel front end: model box, hyperparameters, estimate, Start/Stop/Reset, progress,
+// live loss chart (a plotly FigureWidget drawn through anywidget's host) and sample replies.
+// State lives in the traits of widgets/train_panel.py; buttons increment *_clicks traits.
+
+function h(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs)) {
+    if (key === "class") node.className = value;
+    else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
+    else if (value !== undefined && value !== null && value !== false) node.setAttribute(key, value);
+  }
+  for (const child of children.flat()) {
+    if (child !== null && child !== undefined) node.append(child);
+  }
+  return node;
+}
+
+function clock(seconds) {
+  if (seconds == null || !isFinite(seconds)) return "–";
+  const s = Math.round(seconds);
+  return s >= 3600 ? `${Math.floor(s / 3600)}:${String(Math.floor(s / 60) % 60).padStart(2, "0")}:${String(s % 60).padStart(2, "0")}`
+    : `${Math.floor(s / 60)}:${String(s % 60).padStart(2, "0")}`;
+}
+
+// [trait, label, input type, step, title]
+const SETTINGS = [
+  ["epochs", "Epochs", "number", "0.5", "Passes over the training examples"],
+  ["lr", "Learning rate", "number", "any", "Peak learning rate (AdamW); 1e-4 to 3e-4 suits a 135M model"],
+  ["batch_size", "Batch size", "number", "1", "Examples per optimiser step"],
+  ["max_length", "Max length", "number", "16", "Tokens per example; longer ones are cut"],
+  ["eval_split", "Eval split", "number", "0.05", "Share of examples held out to measure eval loss (0 = none)"],
+  ["max_steps", "Max steps", "number", "1", "Stop after this many steps (0 = use epochs)"],
+  ["completion_only", "Completion-only loss", "checkbox", null, "Loss on response tokens only; untick to train on every token"],
+  ["sample_replies", "Sample replies", "checkbox", null, "After each eval, let the model answer two probe prompts"],
+];
+
+function whenVisible(node, draw) {
+  // plotly sizes a chart from its container, so draw it once the container is on screen
+  // (a hidden tab has no size); observing stops after the first time
+  const seen = new IntersectionObserver((entries) => {
+    if (entries.some((e) => e.isIntersecting)) {
+      seen.disconnect();
+      draw();
+    }
+  });
+  seen.observe(node);
+  return () => seen.disconnect();
+}
+
+function render({ model, el, host }) {
+  const click = (trait) => { model.set(trait, model.get(trait) + 1); model.save_changes(); };
+  const button = (cls, text, trait, title) => h("button", { class: `sftlab-button ${cls}`, title, onclick: () => click(trait) }, text);
+
+  const modelBox = h("input", {
+    type: "text", class: "sftlab-model", list: "sftlab-models", placeholder: "default, tiny-random, a hub id or a folder",
+    onchange: () => { model.set("model_name", modelBox.value.trim()); model.save_changes(); },
+  });
+  const inputs = {};
+  const grid = h("div", { class: "sftlab-grid" }, SETTINGS.map(([name, label, type, step, title]) => {
+    const input = h("input", {
+      type, step, class: `sftlab-${name.replace(/_/g, "-")}`, title,
+      onchange: () => {
+        const value = type === "checkbox" ? input.checked : Number(input.value);
+        if (type === "checkbox" || Number.isFinite(value)) model.set(name, value);
+        model.save_changes();
+      },
+    });
+    inputs[name] = input;
+    return h("label", { title }, label, input);
+  }));
+  const info = h("span", { class: "sftlab-model-info" });
+  const estimate = h("div", { class: "sftlab-estimate" });
+  const start = button("sftlab-start sftlab-primary", "Start", "start_clicks", "Train the model on the examples");
+  const stop = button("sftlab-stop", "Stop", "stop_clicks", "End the run after the current step; the model keeps what it learned");
+  const reset = button("sftlab-reset", "Reset to base", "reset_clicks", "Forget all training: the tuned model becomes the base model again");
+  const load = button("sftlab-load-model", "Load model", "load_clicks", "Load the model named in the box");
+  const bar = h("progress", { class: "sftlab-progress", max: 1, value: 0 });
+  const barText = h("span", { class: "sftlab-progress-text" });
+  const state = h("span", { class: "sftlab-state" });
+  const message = h("div", { class: "sftlab-message" });
+  const error = h("div", { class: "sftlab-error", role: "alert" });
+  const chart = h("div", { class: "sftlab-chart" });
+  const samples = h("div", { class: "sftlab-samples" });
+
+  el.classList.add("sftlab", "sftlab-train");
+  el.append(
+    h("div", { class: "sftlab-toolbar" }, h("label", {}, "Model ", modelBox), load, info,
+      h("datalist", { id: "sftlab-models" }, h("option", { value: "default" }), h("option", { value: "tiny-random" }),
+        h("option", { value: "HuggingFaceTB/SmolLM2-135M" }))),
+    grid, estimate,
+    h("div", { class: "sftlab-toolbar" }, start, stop, reset, state),
+    h("div", { class: "sftlab-progress-row" }, bar, barText),
+    error, message, chart, samples);
+
+  function drawSettings() {
+    modelBox.value = model.get("model_name");
+    for (const [name, , type] of SETTINGS) {
+      if (document.activeElement === inputs[name]) continue; // don't fight the user's typing
+      if (type === "checkbox") inputs[name].checked = model.get(name);
+      else inputs[name].value = model.get(name);
+    }
+    const loaded = model.get("loaded_model");
+    info.textContent = loaded ? `loaded: ${loaded} (${model.get("model_info")})` : "no model loaded yet";
+  }
+  function drawEstimate() {
+    const est = model.get("estimate");
+    estimate.textContent = `Estimate for ${model.get("n_examples")} examples: ${est.text || "–"}`;
+    estimate.title = "6 FLOPs per parameter per token at half of this machine's measured fp32 matmul rate; "
+      + "memory: weights, gradients, Adam moments, the base copy and activations";
+  }
+  function drawState() {
+    const s = model.get("state");
+    const busy = s === "loading" || s === "training" || s === "stopping";
+    start.disabled = busy;
+    load.disabled = busy;
+    reset.disabled = busy;
+    stop.disabled = s !== "training";
+    state.textContent = { loading: "loading model…", training: "training…", stopping: "stopping…",
+      done: "done", stopped: "stopped", error: "failed", idle: "" }[s] ?? s;
+    el.dataset.state = s;
+  }
+  function drawProgress() {
+    const p = model.get("progress");
+    const total = p.total || 0;
+    bar.max = Math.max(1, total);
+    bar.value = p.step || 0;
+    if (!total) { barText.textContent = ""; return; }
+    const parts = [`step ${p.step}/${total}`];
+    if (p.loss != null) parts.push(`loss ${p.loss.toFixed(3)}`);
+    if (p.tokens_per_second != null) parts.push(`${Math.round(p.tokens_per_second)} tokens/s`);
+    if (p.elapsed != null) parts.push(`elapsed ${clock(p.elapsed)}`);
+    if (p.eta != null && p.step < total) parts.push(`ETA ${clock(p.eta)}`);
+    barText.textContent = parts.join(" · ");
+  }
+  function drawStatus() {
+    message.textContent = model.get("message");
+    error.textContent = model.get("error");
+    error.hidden = !model.get("error");
+  }
+  function drawSamples() {
+    const list = model.get("samples");
+    const recent = list.slice(-6).reverse(); // the last few evals, newest first
+    samples.replaceChildren(...(list.length ? [h("div", { class: "sftlab-sample-head" }, "Sample replies during training (greedy, newest first):")] : []),
+      ...recent.map((s) => h("div", { class: "sftlab-sample" },
+        h("div", { class: "sftlab-sample-head" }, `step ${s.step} · ${s.prompt}`), s.reply || "(empty reply)")));
+  }
+
+  for (const name of ["model_name", "loaded_model", "model_info", ...SETTINGS.map((s) => s[0])]) {
+    model.on(`change:${name}`, drawSettings);
+  }
+  model.on("change:estimate", drawEstimate);
+  model.on("change:n_examples", drawEstimate);
+  model.on("change:state", drawState);
+  model.on("change:progress", drawProgress);
+  model.on("change:message", drawStatus);
+  model.on("change:error", drawStatus);
+  model.on("change:samples", drawSamples);
+  drawSettings();
+  drawEstimate();
+  drawState();
+  drawProgress();
+  drawStatus();
+  drawSamples();
+  if (!(host && model.get("chart"))) return undefined;
+  return whenVisible(chart, () => host.getWidget(model.get("chart"))
+    .then((w) => w.render({ el: chart }))
+    .catch((e) => { chart.textContent = `(loss chart unavailable: ${e.message})`; }));
+}
+
+export default { render };
