@@ -3,7 +3,7 @@
 Time: a training step costs about 6 FLOPs per parameter per token (2 forward, 4 backward).
 Dividing by the machine's measured fp32 matmul rate, times the share of it a real training
 loop reaches (`EFFICIENCY`, measured with the lab's trainer on a 2-core laptop CPU), gives
-seconds. Memory: fp32 weights, gradients and AdamW's two moments (16 bytes per parameter),
+seconds; once a run has measured its own speed, that speed is the better guide. Memory: fp32 weights, gradients and AdamW's two moments (16 bytes per parameter),
 the untouched base copy the session keeps (4 bytes per parameter), activations kept for the
 backward pass, and the logits of the trained positions.
 
@@ -30,11 +30,11 @@ _ACT_BYTES = 68         # fp32 bytes kept per token per layer per hidden unit (2
 
 
 @functools.lru_cache(maxsize=1)
-def matmul_gflops(n: int = 512, trials: int = 5, seconds: float = 0.04) -> float:
+def matmul_gflops(n: int = 1024, trials: int = 3, seconds: float = 0.05) -> float:
     """This machine's fp32 matrix-multiply rate in GFLOP/s (measured once per process).
 
-    The best of a few short trials, so a moment of contention from another process does
-    not stick in the cache.
+    Matrices the size of a training step's (small ones mostly measure thread start-up), and
+    the best of a few short trials, so a moment of contention does not stick in the cache.
     """
     import torch
 
@@ -102,9 +102,13 @@ def memory_gb(params: int, model, batch_size: int, seq_len: int, trained_per_row
 
 
 def estimate(convs: list[Conversation], tokenizer, cfg: TrainConfig, model, *,
-             gflops: float | None = None, efficiency: float = EFFICIENCY) -> dict:
+             gflops: float | None = None, efficiency: float = EFFICIENCY,
+             tokens_per_second: float | None = None) -> dict:
     """Tokens, optimiser steps, seconds and memory (GB) a `train(model, tokenizer, convs, cfg)`
     call will take on this machine. Counts follow the trainer: eval split, truncation, epochs.
+
+    `tokens_per_second`, the speed a previous run of this model measured, replaces the FLOP
+    estimate of the time when given: it already knows this machine and this model.
     """
     data = [c for c in convs if c.is_trainable]
     if data and cfg.eval_split > 0:
@@ -120,9 +124,11 @@ def estimate(convs: list[Conversation], tokenizer, cfg: TrainConfig, model, *,
     tokens = round(per_epoch * steps / steps_per_epoch)
     eval_tokens = sum(len(encode(c, tokenizer, cfg.max_length).input_ids) for c in held)
     params = sum(p.numel() for p in model.parameters())
-    rate = gflops or matmul_gflops()
-    # eval is a forward pass only: a third of a training step's work per token
-    seconds = seconds_for(tokens + eval_tokens / 3, params, rate, efficiency)
+    work = tokens + eval_tokens / 3  # eval is a forward pass only: a third of a step's work per token
+    if tokens_per_second:
+        seconds = work / tokens_per_second
+    else:
+        seconds = seconds_for(work, params, gflops or matmul_gflops(), efficiency)
     rows = min(cfg.batch_size, len(encoded))
     longest = max(len(e.input_ids) for e in encoded)
     trained = max(e.n_trained for e in encoded)

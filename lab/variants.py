@@ -5,7 +5,7 @@ Each returns a new list and never changes its input, so one source set feeds man
 >>> from lab.records import Conversation
 >>> data = [Conversation.single(f"q{i}", f"a{i}", tags=("x" if i % 2 else "y",)) for i in range(4)]
 >>> [c.prompt for c in subsample(data, 2, seed=0)]
-['q2', 'q0']
+['q3', 'q1']
 >>> [c.response for c in shuffle_responses(data, 1.0, seed=0)]
 ['a3', 'a0', 'a1', 'a2']
 >>> [c.prompt for c in drop_tag(data, "x")]

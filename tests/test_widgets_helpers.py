@@ -99,6 +99,8 @@ def test_estimate_counts_like_the_trainer(tiny):
     assert (held["examples"], held["held_out"], held["steps"]) == (8, 2, 2)
     assert "8 trained on, 2 held out" in describe(held)
     assert estimate([], tok, cfg, model)["steps"] == 0
+    measured = estimate(data, tok, cfg, model, tokens_per_second=100.0)  # a run's own speed wins
+    assert measured["seconds"] == pytest.approx(est["tokens"] / 100.0)
 
 
 def test_matmul_rate_is_measured_once():

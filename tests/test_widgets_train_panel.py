@@ -30,6 +30,15 @@ def wait_until(check, seconds=30.0):
         time.sleep(0.01)
 
 
+def _eval_tokens(p) -> float:
+    """A third of the held-out tokens: the eval's share of the estimated work."""
+    from lab.masks import encode
+    from lab.train import split_eval
+
+    _, held = split_eval(DATA, p.eval_split, 0)
+    return sum(len(encode(c, p.session.tokenizer, p.max_length).input_ids) for c in held) / 3
+
+
 def test_estimate_follows_the_settings(session):
     p = panel_for(session, max_steps=0, epochs=2)
     assert (p.loaded_model, p.n_examples) == ("tiny-random", 12) and "parameters on cpu" in p.model_info
@@ -56,6 +65,8 @@ def test_start_trains_in_the_background(session, tmp_path):
     assert [s["step"] for s in p.samples] == [1, 1, 2, 2, 3, 3]
     assert [s["prompt"] for s in p.samples[:2]] == ["Question 1?", "Question 2?"]
     assert "finished: 3 steps" in p.message and "eval loss" in p.message and str(tmp_path) in p.message
+    assert p.estimate["seconds"] == pytest.approx(  # the next estimate uses the measured speed
+        (p.estimate["tokens"] + _eval_tokens(p)) / run.result.tokens_per_second, rel=0.01)
     assert not any(torch.equal(a, b) for a, b in zip(session.tuned.parameters(), session.base.parameters()))
     # Reset to base: the tuned weights are the base weights again
     p.reset_clicks += 1

@@ -114,8 +114,10 @@ class TrainPanel(anywidget.AnyWidget):
         if self.session is None:
             self.estimate = {"text": "Load the model to see an estimate."}
             return
+        last = self.session.runs[-1].result if self.session.runs else None
         try:
-            est = estimate(self._examples, self.session.tokenizer, self.config(), self.session.model)
+            est = estimate(self._examples, self.session.tokenizer, self.config(), self.session.model,
+                           tokens_per_second=last.tokens_per_second if last else None)
         except Exception as err:  # a bad setting or example: the estimate line says so
             self.estimate = {"text": f"no estimate: {error_text(err)}"}
             return
@@ -197,6 +199,7 @@ class TrainPanel(anywidget.AnyWidget):
             self._load(self.model_name.strip())
         self.state, self.message, self.samples = "training", "Training…", []
         self.run = self.session.train(data, cfg, callbacks=[_Live(self)], save=self._save)
+        self.refresh_estimate()  # now from the speed this run measured
         r = self.run.result
         ev = f", eval loss {r.eval_loss:.3f}" if r.eval_loss is not None else ""
         where = f" Saved in {self.run.out}." if self.run.out else ""

@@ -8,14 +8,13 @@ never leak in), announcements off, `SFT_LAB_FAST=1` so notebooks use the tiny ra
 Playwright's own browser download is never used. Without `chromium` on PATH the browser tests
 are skipped with the reason.
 
-`jlab` (per test): a fresh page wrapped in `JupyterLab`, a small driver with explicit waits
-whose failures carry a screenshot path and the page's console errors.
+`jlab` (per test): a fresh page wrapped in `JupyterLab` (jupyterlab_driver.py), a small
+driver with explicit waits whose failures carry a screenshot path and the page's console errors.
 """
 from __future__ import annotations
 
 import json
 import os
-import re
 import secrets
 import shutil
 import signal
@@ -28,10 +27,10 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from jupyterlab_driver import ARTIFACTS, JupyterLab, safe_name  # beside this file
 
 REPO = Path(__file__).resolve().parents[2]
 NOTEBOOKS = REPO / "notebooks"
-ARTIFACTS = REPO / "tests" / "artifacts"
 
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -48,13 +47,12 @@ VIEWPORT = {"width": 1400, "height": 1000}
 SERVER_START_S = 120
 DEFAULT_TIMEOUT_MS = 60_000
 
-# Outputs and texts that mean something went wrong.
-ERROR_OUTPUT = '.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.error"]'
-STDERR_OUTPUT = '.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]'
-WIDGET_BROKEN_TEXTS = ("Error displaying widget", "Loading widget...", "Failed to load model class")
-
-
 # --------------------------------------------------------------------------- server
+
+# Server log lines that never explain a failure; left out of failure messages.
+_LOG_NOISE = ("Skipped non-installed server", "running over TCP without encryption",
+              "websocket_ping_timeout", "MissingIDFieldWarning", "_validate(nbdict")
+
 
 def _free_port() -> int:
     with socket.socket() as s:
@@ -120,7 +118,7 @@ class JupyterServer:
     def log_tail(self, n: int = 40) -> str:
         try:
             lines = [ln[:300] for ln in self.log.read_text(errors="replace").splitlines()
-                     if "Skipped non-installed server" not in ln]
+                     if not any(noise in ln for noise in _LOG_NOISE)]
             return "\n".join(lines[-n:])
         except OSError:
             return "(no server log)"
@@ -165,7 +163,7 @@ def jupyter_server(tmp_path_factory):
            "--ServerApp.open_browser=False"]
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         cmd.append("--allow-root")  # CI containers run as root
-    logf = open(log, "w")
+    logf = open(log, "w")  # noqa: SIM115 - open for the whole session, closed at the end
     proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=logf, stderr=subprocess.STDOUT,
                             stdin=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
@@ -263,165 +261,5 @@ def pytest_runtest_makereport(item, call):
     driver = item.funcargs.get("jlab") if hasattr(item, "funcargs") else None
     if rep.when == "call" and rep.failed and isinstance(driver, JupyterLab) \
             and not driver.reported:
-        shot = driver.screenshot(f"FAILED-{_safe(item.name)}")
+        shot = driver.screenshot(f"FAILED-{safe_name(item.name)}")
         rep.sections.append(("browser", f"screenshot: {shot}\n" + driver.console_report()))
-
-
-def _safe(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
-
-
-# --------------------------------------------------------------------------- driver
-
-class JupyterLab:
-    """Drive one JupyterLab page: open a notebook, run it, read its outputs.
-
-    Every wait is explicit and fails with a message that names what was awaited, the
-    screenshot taken at that moment and the console errors seen so far.
-    """
-
-    def __init__(self, page, server: JupyterServer, test_name: str):
-        self.page, self.server, self.test_name = page, server, _safe(test_name)
-        self.notebook: str | None = None
-        self.reported = False
-
-    # ---- reporting
-    def screenshot(self, name: str) -> Path:
-        ARTIFACTS.mkdir(parents=True, exist_ok=True)
-        path = ARTIFACTS / (name if name.endswith(".png") else f"{name}.png")
-        try:
-            self.page.screenshot(path=str(path), full_page=False)
-        except Exception as e:  # the page may be gone; the report says so
-            return Path(f"{path} (not saved: {e})")
-        return path
-
-    def console_report(self) -> str:
-        errs = getattr(self.page, "console_errors", [])
-        if not errs:
-            return "page console errors: none"
-        return "page console errors:\n  " + "\n  ".join(e[:500] for e in errs[-20:])
-
-    def fail(self, message: str):
-        self.reported = True  # the report hook need not add its own screenshot
-        shot = self.screenshot(f"FAILED-{self.test_name}")
-        pytest.fail(f"{message}\nscreenshot: {shot}\n{self.console_report()}\n"
-                    f"server log tail ({self.server.log}):\n{self.server.log_tail(15)}",
-                    pytrace=False)
-
-    def wait_for(self, predicate, what: str, timeout_s: float, interval_s: float = 0.5):
-        """Poll `predicate()` until truthy; fail with `what` after `timeout_s`."""
-        deadline = time.monotonic() + timeout_s
-        last = None
-        while time.monotonic() < deadline:
-            try:
-                last = predicate()
-            except Exception as e:  # noqa: BLE001 - keep polling, report the last error
-                last = e
-            if last and not isinstance(last, Exception):
-                return last
-            self.page.wait_for_timeout(interval_s * 1000)
-        self.fail(f"timed out after {timeout_s:.0f} s waiting for {what} (last value: {last!r})")
-
-    # ---- notebook
-    def open_notebook(self, name: str, source: Path | None = None, timeout_s: float = 120):
-        """Copy a clean notebook into the server root, open it, wait for an idle kernel."""
-        self.server.fresh_notebook(name, source)
-        self.notebook = name
-        self.page.goto(self.server.lab_url(name), wait_until="domcontentloaded")
-        self.wait_for(lambda: self.page.locator(".jp-NotebookPanel .jp-Notebook .jp-Cell").count(),
-                      f"notebook {name} to show its cells", timeout_s)
-        self.wait_kernel_idle(timeout_s)
-
-    def kernel_status(self) -> str | None:
-        """The open notebook's kernel status ('idle', 'busy', 'starting', ...) from the app."""
-        return self.page.evaluate("""(path) => {
-            const app = window.jupyterapp;
-            if (!app) return null;
-            for (const w of app.shell.widgets('main')) {
-                if (w.context && w.context.path === path && w.sessionContext) {
-                    const k = w.sessionContext.session && w.sessionContext.session.kernel;
-                    return k ? k.status : null;
-                }
-            }
-            return null;
-        }""", self.notebook)
-
-    def wait_kernel_idle(self, timeout_s: float = 120, settle_s: float = 1.0):
-        """Kernel idle, and still idle `settle_s` later (queued cells start in between)."""
-        def idle_twice():
-            if self.kernel_status() != "idle":
-                return False
-            self.page.wait_for_timeout(settle_s * 1000)
-            return self.kernel_status() == "idle"
-        self.wait_for(idle_twice, "the kernel to be idle", timeout_s)
-
-    def click_menu(self, menu: str, item: str):
-        """Click a main-menu entry by its text, e.g. ("Run", "Run All Cells")."""
-        self.page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(f"^{re.escape(menu)}$")).click()
-        entry = self.page.locator(".lm-Menu-itemLabel", has_text=re.compile(f"^{re.escape(item)}$"))
-        entry.first.wait_for(state="visible")
-        entry.first.click()
-
-    def cell_states(self) -> list[dict]:
-        """Per cell: type and execution count from the notebook model (not the DOM, so cells
-        scrolled out of view count too)."""
-        return self.page.evaluate("""(path) => {
-            for (const w of window.jupyterapp.shell.widgets('main')) {
-                if (w.context && w.context.path === path && w.content && w.content.model) {
-                    const out = [];
-                    for (const c of w.content.model.cells) {
-                        out.push({type: c.type, count: c.type === 'code' ? c.executionCount : null,
-                                  empty: c.sharedModel.getSource().trim() === ''});
-                    }
-                    return out;
-                }
-            }
-            return null;
-        }""", self.notebook)
-
-    def run_all(self, timeout_s: float = 300):
-        """Run > Run All Cells, then wait until the kernel is idle and every non-empty code
-        cell has an execution count."""
-        self.page.locator(".jp-NotebookPanel .jp-Notebook").first.click(position={"x": 5, "y": 5})
-        self.click_menu("Run", "Run All Cells")
-        started = time.monotonic()
-
-        def all_executed():
-            if self.kernel_status() == "idle" and self.error_outputs():
-                self.assert_clean("Run All stopped at an error")  # fail now, not at timeout
-            cells = self.cell_states() or []
-            code = [c for c in cells if c["type"] == "code" and not c["empty"]]
-            return bool(code) and all(c["count"] is not None for c in code) \
-                and self.kernel_status() == "idle"
-        self.wait_for(all_executed, "every code cell to have an execution count and the kernel "
-                      "to be idle", timeout_s)
-        self.wait_kernel_idle(timeout_s - (time.monotonic() - started))
-        missing = [i for i, c in enumerate(self.cell_states())
-                   if c["type"] == "code" and not c["empty"] and c["count"] is None]
-        if missing:
-            self.fail(f"code cells {missing} have no execution count after Run All")
-
-    # ---- checks
-    def error_outputs(self) -> list[str]:
-        """Texts of error outputs and of stderr outputs that hold a traceback."""
-        texts = [t.strip()[:2000] for t in self.page.locator(ERROR_OUTPUT).all_inner_texts()]
-        texts += [t.strip()[:2000] for t in self.page.locator(STDERR_OUTPUT).all_inner_texts()
-                  if "Traceback" in t]
-        return texts
-
-    def broken_widgets(self) -> list[str]:
-        found = []
-        for text in WIDGET_BROKEN_TEXTS:
-            loc = self.page.get_by_text(text, exact=False)
-            found += [t.strip()[:500] for t in loc.all_inner_texts()]
-        return found
-
-    def assert_clean(self, stage: str):
-        """No error output, no traceback on stderr, no widget that failed to render."""
-        errors = self.error_outputs()
-        if errors:
-            self.fail(f"{stage}: {len(errors)} error output(s) in the notebook:\n"
-                      + "\n---\n".join(errors))
-        broken = self.broken_widgets()
-        if broken:
-            self.fail(f"{stage}: widget(s) did not render:\n" + "\n".join(broken))

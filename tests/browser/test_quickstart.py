@@ -34,7 +34,7 @@ def show(jlab, root_sel: str):
     jlab.wait_for(lambda: page.locator(root_sel).count() > 0, f"{root_sel} to be in the page", 60)
     if not root.is_visible():
         tabs = page.locator(".jp-OutputArea-output .lm-TabBar-tab")
-        titled = tabs.filter(has_text=re.compile(ROOTS.get(root_sel, "^$"), re.I))
+        titled = tabs.filter(has_text=re.compile(ROOTS.get(root_sel, "^$"), re.IGNORECASE))
         for tab in [titled.last] * bool(titled.count()) + [tabs.nth(i) for i in range(tabs.count())]:
             tab.click()
             if root.is_visible():
@@ -47,7 +47,7 @@ def show(jlab, root_sel: str):
 
 
 def button(root, text: str):
-    return root.get_by_role("button", name=re.compile(rf"^\s*{re.escape(text)}\s*$", re.I))
+    return root.get_by_role("button", name=re.compile(rf"^\s*{re.escape(text)}\s*$", re.IGNORECASE))
 
 
 def shown_text(root) -> str:
@@ -85,11 +85,11 @@ def wait_state(jlab, root, want: str, what: str, timeout_s: float):
     """After `watch_state`: wait until the widget went through another state and is now
     `want`; fail at once on 'error'."""
     def reached():
-        state = root.get_attribute("data-state")
-        if state == "error":
+        # one evaluate, so the state and the history are read at the same moment
+        now = root.evaluate("el => ({state: el.dataset.state, seen: el.__sftlabStates || []})")
+        if now["state"] == "error":
             jlab.fail(f"{what} failed: {' | '.join(widget_errors(jlab.page)) or '(no message)'}")
-        seen = root.evaluate("el => el.__sftlabStates || []")
-        return state == want and any(s != want for s in seen)
+        return now["state"] == want and any(s != want for s in now["seen"])
     jlab.wait_for(reached, f"{what} (data-state to pass a busy state and reach {want!r}; "
                   f"now {root.get_attribute('data-state')!r})", timeout_s)
 
@@ -187,7 +187,7 @@ def test_add_example_train_and_compare(jlab):
                       f"{cmp_.evaluate('el => el.__sftlabStates')}; decoding: "
                       f"{cmp_.locator('.sftlab-decoding').input_value()}")
     heads = cmp_.locator("thead th").all_inner_texts()
-    if not (any(re.search("base", h, re.I) for h in heads) and any(re.search("tuned", h, re.I) for h in heads)):
+    if not (any(re.search("base", h, re.IGNORECASE) for h in heads) and any(re.search("tuned", h, re.IGNORECASE) for h in heads)):
         jlab.fail(f"the comparison table should head a base and a tuned column; heads: {heads}")
     cmp_.locator(".sftlab-table").evaluate("e => e.scrollIntoView({block: 'start'})")
     jlab.screenshot("compare.png")
