@@ -21,15 +21,20 @@ from .atomic import write_jsonl, write_text
 from .textdiff import similarity, word_diff
 
 
-def make_row(prompt: str, replies: dict[str, str], reference: str | None = None,
+def make_row(prompt: str, replies: dict[str, str | None], reference: str | None = None,
              nll: dict[str, float] | None = None) -> dict:
-    """One table row; columns in the order of `replies`, each diffed against the first."""
-    first = next(iter(replies.values()), "")
+    """One table row; columns in the order of `replies`, each diffed against the first.
+
+    A reply of None means "not recorded" (an earlier run never answered this prompt) and
+    gets no diff.
+    """
+    first = next(iter(replies.values()), "") or ""
     columns = []
     for n, (name, reply) in enumerate(replies.items()):
+        compared = n > 0 and reply is not None
         columns.append({"name": name, "reply": reply,
-                        "diff": word_diff(first, reply) if n else None,
-                        "similarity": similarity(first, reply) if n else None,
+                        "diff": word_diff(first, reply) if compared else None,
+                        "similarity": similarity(first, reply) if compared else None,
                         "nll": (nll or {}).get(name)})
     return {"prompt": prompt, "reference": reference, "columns": columns}
 

@@ -179,9 +179,11 @@ def load_model(name: str = DEFAULT, *, device=None, trust_remote_code: bool = Fa
     only; remote code only when `trust_remote_code=True`). The model is in eval mode, fp32.
     """
     from transformers import AutoModelForCausalLM
+    from transformers.utils import logging as hf_logging
 
     from .device import pick_device
 
+    hf_logging.disable_progress_bar()  # no "Loading weights" bars in notebooks and CLI output
     tok = load_tokenizer(name)
     if name == TINY:
         model = _tiny_random(tok)

@@ -47,10 +47,12 @@ def loss_series(history: Iterable[dict]) -> dict:
     return out
 
 
-def loss_figure(history: Iterable[dict] = ()) -> go.Figure:
+def loss_figure(history: Iterable[dict] = (), total_steps: int | None = None) -> go.Figure:
     """Training loss per optimiser step (line) and held-out eval loss (points).
 
-    The loss is the mean negative log-likelihood of the trained (response) tokens.
+    The loss is the mean negative log-likelihood of the trained (response) tokens. With
+    `total_steps` the x axis spans the whole run from the start, so a live chart shows how
+    far the run has come.
     """
     s = loss_series(history)
     fig = go.Figure([
@@ -61,6 +63,8 @@ def loss_figure(history: Iterable[dict] = ()) -> go.Figure:
     ])
     fig.update_layout(**_LAYOUT, title=dict(text="Loss (NLL per response token)", font=dict(size=13)),
                       xaxis_title="optimiser step", yaxis_title="loss", yaxis_rangemode="tozero")
+    if total_steps:
+        fig.update_xaxes(range=[0.5, total_steps + 0.5], dtick=1 if total_steps <= 12 else None)
     return fig
 
 

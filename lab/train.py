@@ -114,10 +114,15 @@ def lr_at(step: int, total: int, cfg: TrainConfig) -> float:
 
 
 def split_eval(convs: list[Conversation], share: float, seed: int):
-    """Hold out `share` of the examples (at least one) for eval, reproducibly."""
+    """Hold out `share` of the examples (at least one, never all) for eval, reproducibly.
+
+    With fewer than two examples nothing is held out: training needs at least one.
+    """
+    if len(convs) < 2:
+        return list(convs), []
     idx = list(range(len(convs)))
     random.Random(seed).shuffle(idx)
-    n = max(1, round(share * len(convs)))
+    n = min(len(convs) - 1, max(1, round(share * len(convs))))
     held = set(idx[:n])
     return [c for i, c in enumerate(convs) if i not in held], [convs[i] for i in sorted(held)]
 
@@ -129,6 +134,7 @@ def train(model, tokenizer, data: list[Conversation], cfg: TrainConfig | None = 
     cfg = cfg or TrainConfig()
     if eval_data is None and cfg.eval_split > 0:
         data, eval_data = split_eval(data, cfg.eval_split, cfg.seed)
+        eval_data = eval_data or None
     train_set, _ = encode_dataset(data, tokenizer, cfg.max_length, cfg.completion_only)
     eval_set, _ = encode_dataset(eval_data or [], tokenizer, cfg.max_length) if eval_data else ([], [])
     if not train_set:

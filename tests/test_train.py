@@ -117,3 +117,10 @@ def test_lr_schedules(schedule, expect):
 def test_bad_config_is_refused():
     with pytest.raises(ValueError, match="schedule"):
         TrainConfig(schedule="exp")
+
+
+def test_eval_split_never_takes_the_only_example():
+    one = DATA[:1]
+    assert split_eval(one, 0.5, seed=0) == (one, [])
+    train_part, held = split_eval(DATA[:2], 0.9, seed=0)
+    assert len(train_part) == 1 and len(held) == 1

@@ -61,6 +61,7 @@ def test_loss_series_and_figure():
     assert [t.name for t in fig.data] == ["train loss", "eval loss"]
     assert list(fig.data[0].y) == [3.0, 2.0, 1.5] and list(fig.data[1].x) == [2]
     assert len(plots.loss_figure().data[0].x or ()) == 0
+    assert plots.loss_figure([], total_steps=10).layout.xaxis.range == (0.5, 10.5)  # the whole run
 
 
 def test_sync_figure_copies_into_a_figure_widget():
@@ -147,6 +148,9 @@ def test_rows_flatten_and_export(tmp_path):
     assert '"x, y",,"a\nb",,c,,' in csv_text
     jsonl = (write_table(tmp_path / "t.jsonl", [row])).read_text().splitlines()
     assert json.loads(jsonl[0])["tuned"] == "Arr! Hello."
+    gaps = make_row("Q", {"base": "Hello.", "tuned": "", "run-1": None})["columns"]
+    assert [(c["reply"], c["diff"], c["similarity"]) for c in gaps[1:]] == [
+        ("", [("delete", "Hello.")], 0.0), (None, None, None)]
     with pytest.raises(ValueError, match="ending in .csv or .jsonl"):
         write_table(tmp_path / "t.txt", [row])
 

@@ -61,6 +61,7 @@ def test_start_trains_in_the_background(session, tmp_path):
     assert p.state == "done" and run is p.run and run is session.runs[-1]
     assert p.progress["step"] == p.progress["total"] == 3 and p.progress["tokens_per_second"] > 0
     assert list(p.chart.data[0].x) == [1, 2, 3] and len(p.chart.data[0].y) == 3
+    assert p.chart.layout.xaxis.range == (0.5, 3.5)
     assert list(p.chart.data[1].x) == [1, 2, 3]  # eval loss: eval_every 1 for 3 steps, and at the end
     assert [s["step"] for s in p.samples] == [1, 1, 2, 2, 3, 3]
     assert [s["prompt"] for s in p.samples[:2]] == ["Question 1?", "Question 2?"]
@@ -84,6 +85,7 @@ def test_stop_ends_the_run_early(session):
     assert f"Stopped at step {run.result.steps} of 5000" in p.message
 
 
+@pytest.mark.filterwarnings("ignore::lab.masks.DataWarning")  # the prompt-only example, on purpose
 def test_errors_show_in_the_panel(session):
     p = panel_for(session, data=[])
     p.start_clicks += 1

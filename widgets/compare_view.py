@@ -209,7 +209,7 @@ class CompareView(anywidget.AnyWidget):
 def _row(conv: Conversation, replies: dict, earlier: dict, scores: dict | None = None, i: int = -1) -> dict:
     """One table row: base, tuned, then earlier runs' recorded replies (where recorded)."""
     cols = dict(replies)
-    cols.update({name: rec.get(conv.prompt, "") for name, rec in earlier.items()})
+    cols.update({name: rec.get(conv.prompt) for name, rec in earlier.items()})
     score = (scores or {}).get(i, {})
     row = make_row(conv.prompt, cols, conv.response, {k: v[0] for k, v in score.items()})
     for col in row["columns"]:

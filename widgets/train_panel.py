@@ -249,7 +249,7 @@ class _Live(Callback):
 
     def on_start(self, total_steps: int, n_examples: int) -> None:
         self.panel.progress = {"step": 0, "total": total_steps}
-        self.panel._show([], None)
+        plots.sync_figure(self.panel.chart, plots.loss_figure([], total_steps))
 
     def on_step(self, info: StepInfo) -> None:
         self.history.append({"step": info.step, "loss": info.loss})

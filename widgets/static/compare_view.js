@@ -106,12 +106,13 @@ function render({ model, el }) {
     exportPath.value = model.get("export_path");
   }
   function reply(col) {
-    if (col.diff && model.get("show_diff")) {
+    if (col.diff && col.reply && model.get("show_diff")) {
       return h("div", { class: "sftlab-reply" }, col.diff.map(([op, text]) => (op === "equal" ? text
         : h(op === "insert" ? "ins" : "del", { class: op === "insert" ? "sftlab-ins" : "sftlab-del" }, text))));
     }
     const running = model.get("state") === "running";
-    return h("div", { class: "sftlab-reply" }, col.reply || h("span", { class: "sftlab-pending" }, running ? "…" : "(empty reply)"));
+    const missing = col.reply === null ? "(not recorded for this run)" : running ? "…" : "(empty reply)";
+    return h("div", { class: "sftlab-reply" }, col.reply || h("span", { class: "sftlab-pending" }, missing));
   }
   function cell(col) {
     const meta = [];

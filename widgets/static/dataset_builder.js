@@ -27,9 +27,9 @@ function turnLabel(messages, j) {
 }
 
 function textRows(text) {
-  // enough rows to show the text at about 80 characters a line, 2 to 8
-  const lines = text.split("\n").reduce((n, line) => n + Math.max(1, Math.ceil(line.length / 80)), 0);
-  return Math.min(8, Math.max(2, lines));
+  // enough rows to show the text at about 70 characters a line, 2 to 10
+  const lines = text.split("\n").reduce((n, line) => n + Math.max(1, Math.ceil(line.length / 70)), 0);
+  return Math.min(10, Math.max(2, lines));
 }
 
 function exampleText(row) {
@@ -264,9 +264,16 @@ function render({ model, el, host }) {
     if (s.multi_turn) parts.push(`${s.multi_turn} multi-turn`);
     if (s.tokens) parts.push(`tokens: mean ${Math.round(s.tokens.mean)}, min ${s.tokens.min}, max ${s.tokens.max}`);
     if (s.over_max_length) parts.push(`${s.over_max_length} over max_length ${model.get("max_length")}`);
-    parts.push(s.warnings ? `⚠ ${s.warnings} warnings on ${s.flagged} examples` : "no warnings");
+    const plural = (n, word) => `${n} ${word}${n === 1 ? "" : "s"}`;
+    parts.push(s.warnings ? `⚠ ${plural(s.warnings, "warning")} on ${plural(s.flagged, "example")}` : "no warnings");
+    const wasOpen = summary.querySelector("details")?.open;
+    const items = model.get("reviews").flatMap((r, i) => r.warnings.map((w) => h("li", {
+      class: "sftlab-warning sftlab-goto", title: "Show this example",
+      onclick: () => { select(i); list.children[i]?.scrollIntoView({ block: "nearest" }); },
+    }, w)));
     summary.replaceChildren(h("span", {}, parts.join(" · ")),
-      ...(s.dataset_issues || []).map((m) => h("div", { class: "sftlab-warning" }, m)));
+      ...(s.dataset_issues || []).map((m) => h("div", { class: "sftlab-warning" }, m)),
+      items.length ? h("details", { open: wasOpen || null }, h("summary", {}, "All warnings"), h("ul", {}, items)) : null);
   }
   function drawStarters() {
     starterSelect.replaceChildren(...model.get("starters").map((n) => h("option", { value: n }, n)));
@@ -289,7 +296,7 @@ function render({ model, el, host }) {
     rows = model.get("rows");
     drawList();
   });
-  model.on("change:reviews", drawReviews);
+  model.on("change:reviews", () => { drawReviews(); drawSummary(); });
   model.on("change:selected", () => { drawSelected(); drawPreview(); });
   model.on("change:preview", drawPreview);
   model.on("change:summary", drawSummary);
