@@ -16,6 +16,8 @@ function h(tag, attrs = {}, ...children) {
   return node;
 }
 
+const plural = (n, word) => `${n} ${word}${n === 1 ? "" : "s"}`;
+
 const EMPTY_EXAMPLE = { messages: [{ role: "user", content: "" }, { role: "assistant", content: "" }] };
 
 function turnLabel(messages, j) {
@@ -231,7 +233,7 @@ function render({ model, el, host }) {
       visible += ok;
     });
     shown.textContent = rows.length === 0 ? "No examples yet: load a starter, import a file or add one."
-      : visible === rows.length ? `${rows.length} examples` : `showing ${visible} of ${rows.length} examples`;
+      : visible === rows.length ? plural(rows.length, "example") : `showing ${visible} of ${rows.length} examples`;
   }
   function drawSelected() {
     const i = model.get("selected");
@@ -260,11 +262,10 @@ function render({ model, el, host }) {
   function drawSummary() {
     const s = model.get("summary");
     if (!s.count) { summary.replaceChildren(); return; }
-    const parts = [`${s.count} examples`, `${s.trainable} trainable`];
+    const parts = [plural(s.count, "example"), `${s.trainable} trainable`];
     if (s.multi_turn) parts.push(`${s.multi_turn} multi-turn`);
     if (s.tokens) parts.push(`tokens: mean ${Math.round(s.tokens.mean)}, min ${s.tokens.min}, max ${s.tokens.max}`);
     if (s.over_max_length) parts.push(`${s.over_max_length} over max_length ${model.get("max_length")}`);
-    const plural = (n, word) => `${n} ${word}${n === 1 ? "" : "s"}`;
     parts.push(s.warnings ? `⚠ ${plural(s.warnings, "warning")} on ${plural(s.flagged, "example")}` : "no warnings");
     const wasOpen = summary.querySelector("details")?.open;
     const items = model.get("reviews").flatMap((r, i) => r.warnings.map((w) => h("li", {
@@ -273,7 +274,7 @@ function render({ model, el, host }) {
     }, w)));
     summary.replaceChildren(h("span", {}, parts.join(" · ")),
       ...(s.dataset_issues || []).map((m) => h("div", { class: "sftlab-warning" }, m)),
-      items.length ? h("details", { open: wasOpen || null }, h("summary", {}, "All warnings"), h("ul", {}, items)) : null);
+      ...(items.length ? [h("details", { open: wasOpen || null }, h("summary", {}, "All warnings"), h("ul", {}, items))] : []));
   }
   function drawStarters() {
     starterSelect.replaceChildren(...model.get("starters").map((n) => h("option", { value: n }, n)));
