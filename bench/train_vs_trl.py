@@ -75,6 +75,8 @@ def job_lab() -> dict:
 
 
 def job_trl(bf16: bool) -> dict:
+    """TRL's SFTTrainer on the job. `SFT_LAB_BENCH_MAX_STEPS` caps the steps (for the slow
+    emulated-bf16 setting); the parent then scales the time to the full job, labelled as such."""
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
 
@@ -88,7 +90,8 @@ def job_trl(bf16: bool) -> dict:
                     per_device_train_batch_size=BATCH, max_length=MAX_LEN, learning_rate=LR,
                     lr_scheduler_type="linear", warmup_steps=0, completion_only_loss=True,
                     bf16=bf16, use_cpu=True, report_to="none", save_strategy="no", logging_steps=1,
-                    seed=0, max_grad_norm=1.0, weight_decay=0.0, disable_tqdm=True)
+                    seed=0, max_grad_norm=1.0, weight_decay=0.0, disable_tqdm=True,
+                    max_steps=int(os.environ.get("SFT_LAB_BENCH_MAX_STEPS", -1)))
 
     trainer = SFTTrainer(model=model, args=cfg, train_dataset=Dataset.from_list(rows),
                          processing_class=tok)
@@ -97,7 +100,11 @@ def job_trl(bf16: bool) -> dict:
     out = trainer.train()
     seconds = time.perf_counter() - t
     model.eval()
+    full_steps = -(-len(rows) // BATCH) * EPOCHS
+    if out.global_step < full_steps:  # capped: scale time and tokens to the whole job
+        seconds, tokens = seconds * full_steps / out.global_step, tokens
     return {"seconds": seconds, "tokens": tokens, "steps": out.global_step,
+            "extrapolated_from_steps": out.global_step if out.global_step < full_steps else None,
             "final_loss": out.training_loss, "held_out_nll": held_out_nll(model, tok, eval_set)}
 
 
@@ -116,6 +123,8 @@ def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--jobs", nargs="+", default=list(JOBS), choices=list(JOBS))
     p.add_argument("--child", choices=list(JOBS))
+    p.add_argument("--merge", action="store_true",
+                   help="keep the other jobs of the last results file (each job keeps its date)")
     args = p.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     if args.child:
@@ -128,6 +137,9 @@ def main() -> None:
     peak = matmul_peak()
     n_params = 134_515_008  # SmolLM2-135M, tied embeddings counted once (used as the LM head)
     rows = {}
+    old = RESULTS / "train_vs_trl.json"
+    if args.merge and old.is_file():
+        rows = json.loads(old.read_text())["jobs"]
     for job in args.jobs:
         print(f"running {job} ...", file=sys.stderr, flush=True)
         r = run_child(job)
@@ -135,6 +147,7 @@ def main() -> None:
         r["gflops"] = 6 * n_params * r["tokens"] / r["seconds"] / 1e9  # conventional 6·N·D
         r["fraction_of_fp32_peak"] = r["gflops"] / peak["fp32"]
         r["fraction_of_bf16_peak"] = r["gflops"] / peak["bf16"]
+        r["date"] = time.strftime("%Y-%m-%d %H:%M")
         rows[job] = r
         print(json.dumps({job: r}), file=sys.stderr, flush=True)
     report = {"date": time.strftime("%Y-%m-%d %H:%M"), "cpu_threads": os.cpu_count(),
