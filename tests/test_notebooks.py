@@ -7,6 +7,7 @@ folder, so its run folders and autosaved files never land in the repository.
 """
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -47,6 +48,9 @@ def test_notebook_runs_top_to_bottom(path: Path, tmp_path: Path, monkeypatch):
                     ignore=shutil.ignore_patterns("runs", ".ipynb_checkpoints", "__pycache__"))
     monkeypatch.setenv("SFT_LAB_FAST", "1")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    # spinning OpenMP threads slow torch down many times over when other processes compete
+    # for the cores (as in a CI machine running several jobs); passive waiting avoids that
+    monkeypatch.setenv("OMP_WAIT_POLICY", os.environ.get("OMP_WAIT_POLICY", "PASSIVE"))
     monkeypatch.delenv("SFT_LAB_MODEL", raising=False)
     nb = nbformat.read(work / path.name, as_version=4)
     client = nbclient.NotebookClient(nb, timeout=CELL_TIMEOUT, kernel_name="python3",
