@@ -12,6 +12,11 @@ STATIC = pathlib.Path(__file__).parent / "static"
 CSS = STATIC / "sftlab.css"
 
 
+def esm(name: str) -> str:
+    """A widget's ES module with the shared DOM helpers (static/dom.js) in front of it."""
+    return (STATIC / "dom.js").read_text() + "\n" + (STATIC / name).read_text()
+
+
 def error_text(err: BaseException) -> str:
     """An exception as one message for a person: ours already say what and how to fix."""
     if isinstance(err, (DataError, ModelError)):

@@ -21,7 +21,7 @@ from lab.records import Conversation
 from lab.score import token_probabilities
 from lab.session import Session
 
-from ._common import CSS, STATIC, Throttle, error_text
+from ._common import CSS, Throttle, error_text, esm
 
 
 def _tuned_differs(session: Session) -> bool:
@@ -34,7 +34,7 @@ def _tuned_differs(session: Session) -> bool:
 class CompareView(anywidget.AnyWidget):
     """Compare the session's base and tuned models; `.compare()`, `.wait()`, `.export()`."""
 
-    _esm = STATIC / "compare_view.js"
+    _esm = esm("compare_view.js")
     _css = CSS
 
     source = t.Unicode("typed", help="where prompts come from: 'typed' (the text box) or "

@@ -26,7 +26,7 @@ from lab.models import load_tokenizer
 from lab.records import Conversation
 from lab.review import review
 
-from ._common import CSS, STATIC, error_text
+from ._common import CSS, error_text, esm
 
 _EDIT_FAILED = "an edit could not be applied: "
 
@@ -34,7 +34,7 @@ _EDIT_FAILED = "an edit could not be applied: "
 class DatasetBuilder(anywidget.AnyWidget):
     """Edit a dataset in the browser; `.examples` gives it to Python as `Conversation`s."""
 
-    _esm = STATIC / "dataset_builder.js"
+    _esm = esm("dataset_builder.js")
     _css = CSS
 
     rows = t.List(t.Dict(), help="the examples as chat-messages records ({messages, tags?, id?}); "

@@ -19,7 +19,7 @@ from lab.records import Conversation
 from lab.session import Run, Session
 from lab.train import Callback, StepInfo, TrainConfig, TrainResult
 
-from ._common import CSS, STATIC, Throttle, error_text
+from ._common import CSS, Throttle, error_text, esm
 
 SAMPLE_PROBES = 2        # probe prompts answered after each eval when sample replies are on
 SAMPLE_TOKENS = 48       # reply length of those samples: short, training waits for them
@@ -29,7 +29,7 @@ EVALS_PER_RUN = 4        # held-out evals spread over a run (when there is an ev
 class TrainPanel(anywidget.AnyWidget):
     """Fine-tune the session's model on `examples`; `.start()`, `.wait()`, `.stop()` from code."""
 
-    _esm = STATIC / "train_panel.js"
+    _esm = esm("train_panel.js")
     _css = CSS
 
     model_name = t.Unicode("default", help="model to train: default, tiny-random, a hub id "

@@ -2,19 +2,6 @@
 // diffs, reference NLL and per-token probability heat maps. State lives in the traits of
 // widgets/compare_view.py; buttons increment *_clicks traits.
 
-function h(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [key, value] of Object.entries(attrs)) {
-    if (key === "class") node.className = value;
-    else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
-    else if (value !== undefined && value !== null && value !== false) node.setAttribute(key, value);
-  }
-  for (const child of children.flat()) {
-    if (child !== null && child !== undefined) node.append(child);
-  }
-  return node;
-}
-
 const LABELS = { base: "Base model", tuned: "Tuned model" };
 
 function short(text, n = 40) {

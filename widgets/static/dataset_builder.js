@@ -3,19 +3,6 @@
 // edits back with model.set + model.save_changes. Python validates, autosaves and computes
 // token counts, warnings and the preview.
 
-function h(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [key, value] of Object.entries(attrs)) {
-    if (key === "class") node.className = value;
-    else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
-    else if (value !== undefined && value !== null && value !== false) node.setAttribute(key, value);
-  }
-  for (const child of children.flat()) {
-    if (child !== null && child !== undefined) node.append(child);
-  }
-  return node;
-}
-
 const plural = (n, word) => `${n} ${word}${n === 1 ? "" : "s"}`;
 
 const EMPTY_EXAMPLE = { messages: [{ role: "user", content: "" }, { role: "assistant", content: "" }] };
@@ -36,19 +23,6 @@ function textRows(text) {
 
 function exampleText(row) {
   return [...row.messages.map((m) => m.content), row.id || "", ...(row.tags || [])].join("\n").toLowerCase();
-}
-
-function whenVisible(node, draw) {
-  // plotly sizes a chart from its container, so draw it once the container is on screen
-  // (a hidden tab has no size); observing stops after the first time
-  const seen = new IntersectionObserver((entries) => {
-    if (entries.some((e) => e.isIntersecting)) {
-      seen.disconnect();
-      draw();
-    }
-  });
-  seen.observe(node);
-  return () => seen.disconnect();
 }
 
 function render({ model, el, host }) {

@@ -2,19 +2,6 @@
 // live loss chart (a plotly FigureWidget drawn through anywidget's host) and sample replies.
 // State lives in the traits of widgets/train_panel.py; buttons increment *_clicks traits.
 
-function h(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [key, value] of Object.entries(attrs)) {
-    if (key === "class") node.className = value;
-    else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
-    else if (value !== undefined && value !== null && value !== false) node.setAttribute(key, value);
-  }
-  for (const child of children.flat()) {
-    if (child !== null && child !== undefined) node.append(child);
-  }
-  return node;
-}
-
 function clock(seconds) {
   if (seconds == null || !isFinite(seconds)) return "–";
   const s = Math.round(seconds);
@@ -33,19 +20,6 @@ const SETTINGS = [
   ["completion_only", "Completion-only loss", "checkbox", null, "Loss on response tokens only; untick to train on every token"],
   ["sample_replies", "Sample replies", "checkbox", null, "After each eval, let the model answer two probe prompts"],
 ];
-
-function whenVisible(node, draw) {
-  // plotly sizes a chart from its container, so draw it once the container is on screen
-  // (a hidden tab has no size); observing stops after the first time
-  const seen = new IntersectionObserver((entries) => {
-    if (entries.some((e) => e.isIntersecting)) {
-      seen.disconnect();
-      draw();
-    }
-  });
-  seen.observe(node);
-  return () => seen.disconnect();
-}
 
 function render({ model, el, host }) {
   const click = (trait) => { model.set(trait, model.get(trait) + 1); model.save_changes(); };

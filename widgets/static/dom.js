@@ -1,0 +1,28 @@
+// DOM helpers every sftlab front end uses. widgets/_common.py puts this file in front of each
+// widget's ES module (anywidget modules load from blobs and cannot import a sibling file).
+
+function h(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs)) {
+    if (key === "class") node.className = value;
+    else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
+    else if (value !== undefined && value !== null && value !== false) node.setAttribute(key, value);
+  }
+  for (const child of children.flat()) {
+    if (child !== null && child !== undefined) node.append(child);
+  }
+  return node;
+}
+
+function whenVisible(node, draw) {
+  // plotly sizes a chart from its container, so draw it once the container is on screen
+  // (a hidden tab has no size); observing stops after the first time
+  const seen = new IntersectionObserver((entries) => {
+    if (entries.some((e) => e.isIntersecting)) {
+      seen.disconnect();
+      draw();
+    }
+  });
+  seen.observe(node);
+  return () => seen.disconnect();
+}
