@@ -1,7 +1,9 @@
 """Generation speed: the lab's batched loop against one `model.generate` call per prompt.
 
 Job (issue #3): 8 prompts x 2 models (base and a tuned copy) x up to 64 new tokens, greedy,
-stopping at end of turn on both sides. Both run in this process, one after the other.
+stopping at end of turn on both sides. Both run in this process, one after the other. The plain
+side is transformers' `LlamaForCausalLM.generate`; the lab side is `lab.generate` on the lab's
+model class, loaded from the same folder; the tuned copies get the same weights on both sides.
 
     python -m bench.generation
 """
@@ -26,18 +28,25 @@ def main() -> None:
     from lab.generate import GenConfig, generate, stop_ids
     from lab.models import load_model
 
+    from transformers import AutoModelForCausalLM
+
+    from lab.models import default_model_dir
+
     set_threads()
     base, tok = load_model("default")
     tuned = copy.deepcopy(base)
     with torch.no_grad():  # a different model: nudge the weights as a short fine-tune would
         for p in tuned.parameters():
             p.add_(torch.randn_like(p) * 1e-3)
+    hf_base = AutoModelForCausalLM.from_pretrained(default_model_dir(), dtype="float32").eval()
+    hf_tuned = copy.deepcopy(hf_base)
+    hf_tuned.load_state_dict(tuned.state_dict(), strict=False)  # same names; lm_head is tied
     prompts = [c.prompt_only() for c in seed_tasks()[0][:N_PROMPTS]]
     eos = sorted(stop_ids(base, tok))
 
     def plain() -> list[list[str]]:
         out = []
-        for model in (base, tuned):
+        for model in (hf_base, hf_tuned):
             replies = []
             for p in prompts:
                 enc = tok.apply_chat_template(p.messages(), add_generation_prompt=True,

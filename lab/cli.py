@@ -20,11 +20,14 @@ def _err(msg: str, code: int = 2) -> int:
 
 
 def _quiet_transformers() -> None:
+    """Only errors from transformers, if it gets imported at all (the lab's own model and
+    tokenizer classes do without it, and importing it costs most of a second)."""
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-    from transformers.utils import logging as hf_logging
+    if "transformers" in sys.modules:
+        from transformers.utils import logging as hf_logging
 
-    hf_logging.disable_progress_bar()
-    hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
+        hf_logging.set_verbosity_error()
 
 
 def _read(path: str, *, trainable: bool = False):

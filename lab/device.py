@@ -45,3 +45,26 @@ def set_threads() -> int:
     n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     torch.set_num_threads(n)
     return n
+
+
+@functools.lru_cache(maxsize=None)
+def _malloc_trim():
+    import ctypes
+    import ctypes.util
+
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+    except (OSError, AttributeError):  # not glibc (macOS, musl): nothing to do
+        return None
+
+
+def release_free_memory() -> None:
+    """Give memory freed by the last step back to the OS (glibc's `malloc_trim`).
+
+    A training step frees hundreds of MB of activations of shapes that change from batch to
+    batch; glibc keeps such holes in its heap, so without this the process's resident memory
+    creeps up by about a GB over a run although the live tensors do not grow.
+    """
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)

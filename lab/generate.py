@@ -6,6 +6,7 @@ position only. Rows that reach the end of turn leave the batch (and the KV cache
 """
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Callable
 
@@ -70,34 +71,47 @@ def _generate_batch(model, tokenizer, texts: list[str], cfg: GenConfig,
     shown = [""] * len(rows)
     live = list(range(len(rows)))  # original index of each row still writing
     cache, step_ids = None, ids
-    for _ in range(cfg.max_new_tokens):
-        positions = (mask.cumsum(-1) - 1).clamp(min=0)[:, -step_ids.shape[1]:]
-        res = model(input_ids=step_ids, attention_mask=mask, position_ids=positions,
-                    past_key_values=cache, use_cache=True, logits_to_keep=1)
-        cache = res.past_key_values
-        nxt = _pick(res.logits[:, -1], cfg, [gens[r] for r in live])  # (B_live,)
-        keep = []
-        for j, tok in enumerate(nxt.tolist()):
-            if tok in stops:
-                continue
-            r = live[j]
-            out[r].append(tok)
-            keep.append(j)
-            if on_token is not None:
-                text = tokenizer.decode(out[r], skip_special_tokens=True)
-                if len(text) > len(shown[r]) and not text.endswith("\ufffd"):
-                    on_token(r, text[len(shown[r]):])
-                    shown[r] = text
-        if not keep:
-            break
-        if len(keep) < len(live):  # drop finished rows: no compute spent on them
-            idx = torch.tensor(keep, device=device)
-            cache.batch_select_indices(idx)
-            mask, nxt = mask[idx], nxt[idx]
-            live = [live[j] for j in keep]
-        step_ids = nxt[:, None]
-        mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
+    # several rows: decode on packed weights where the model offers them (lab.llama, CPU)
+    packing = getattr(model, "packed_weights", None)
+    with packing(len(rows)) if packing and len(rows) > 1 else nullcontext():
+        for _ in range(cfg.max_new_tokens):
+            positions = (mask.cumsum(-1) - 1).clamp(min=0)[:, -step_ids.shape[1]:]
+            res = model(input_ids=step_ids, attention_mask=mask, position_ids=positions,
+                        past_key_values=cache, use_cache=True, logits_to_keep=1)
+            cache = res.past_key_values
+            nxt = _pick(res.logits[:, -1], cfg, [gens[r] for r in live])  # (B_live,)
+            keep = []
+            for j, tok in enumerate(nxt.tolist()):
+                if tok in stops:
+                    continue
+                r = live[j]
+                out[r].append(tok)
+                keep.append(j)
+                if on_token is not None:
+                    text = tokenizer.decode(out[r], skip_special_tokens=True)
+                    if len(text) > len(shown[r]) and not text.endswith("\ufffd"):
+                        on_token(r, text[len(shown[r]):])
+                        shown[r] = text
+            if not keep:
+                break
+            if len(keep) < len(live):  # drop finished rows: no compute spent on them
+                idx = torch.tensor(keep, device=device)
+                cache.batch_select_indices(idx)
+                mask, nxt = mask[idx], nxt[idx]
+                live = [live[j] for j in keep]
+            step_ids = nxt[:, None]
+            mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
     return [tokenizer.decode(o, skip_special_tokens=True).strip() for o in out]
+
+
+def continue_text(model, tokenizer, text: str, cfg: GenConfig | None = None) -> str:
+    """The model's continuation of raw `text`, no chat template applied (e.g. to see what a
+    model writes after "<|im_start|>user\n"); it stops at an end-of-turn token, as replies do."""
+    was_training = model.training
+    model.eval()
+    out = _generate_batch(model, tokenizer, [text], cfg or GenConfig(), None)[0]
+    model.train(was_training)
+    return out
 
 
 def generate(model, tokenizer, prompts: list[str | Conversation], cfg: GenConfig | None = None,

@@ -131,20 +131,18 @@ def prepare_default(progress: Progress | None = None) -> Path:
 
 
 def _tiny_random(tokenizer, seed: int = 0):
-    """A 2-layer Llama with the default tokenizer and random weights: seconds to build."""
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
+    """A 2-layer Llama with the default tokenizer and random weights: built in a blink."""
+    from . import llama
 
-    config = LlamaConfig(
-        vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2048,
-        tie_word_embeddings=True, bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
-    with torch.random.fork_rng():
-        torch.manual_seed(seed)
-        model = LlamaForCausalLM(config)
-    model.config.name_or_path = TINY
-    return model
+    cfg = llama.Config(
+        model_type="llama", architectures=["LlamaForCausalLM"], vocab_size=len(tokenizer),
+        hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+        num_key_value_heads=2, head_dim=16, hidden_act="silu", max_position_embeddings=2048,
+        rms_norm_eps=1e-6, rope_parameters={"rope_theta": 10000.0, "rope_type": "default"},
+        attention_bias=False, mlp_bias=False, initializer_range=0.02, tie_word_embeddings=True,
+        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id, name_or_path=TINY)
+    return llama.random_model(cfg, seed)
 
 
 def resolve(name: str) -> str:
@@ -161,15 +159,44 @@ def _not_loadable(name: str, err: Exception) -> ModelError:
 
 
 def load_tokenizer(name: str = DEFAULT):
-    from transformers import AutoTokenizer
+    """The tokenizer of `name`: the lab's light class where the folder's tokenizer.json says it
+    all (`lab.tokenizer`), else transformers' `AutoTokenizer`."""
+    from . import tokenizer
 
+    path = resolve(name)
     try:
-        tok = AutoTokenizer.from_pretrained(resolve(name))
+        if tokenizer.handles(path):
+            tok = tokenizer.Tokenizer(path)
+        else:
+            from transformers import AutoTokenizer
+            tok = AutoTokenizer.from_pretrained(path)
     except (OSError, ValueError) as err:
         raise _not_loadable(name, err) from None
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     return tok
+
+
+def _load_folder_or_hub(name: str, path: str, trust_remote_code: bool):
+    """Llama-family folders load into the lab's own class (`lab.llama`), anything else
+    through transformers."""
+    from . import llama
+
+    config = llama.read_config(path)
+    if config and llama.supports(config) and (Path(path) / llama.WEIGHTS).is_file():
+        try:
+            return llama.from_folder(path, name)
+        except (OSError, ValueError, RuntimeError) as err:
+            raise _not_loadable(name, err) from None
+    from transformers import AutoModelForCausalLM
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # no "Loading weights" bars in notebooks and CLI output
+    try:
+        return AutoModelForCausalLM.from_pretrained(
+            path, use_safetensors=True, trust_remote_code=trust_remote_code, dtype="float32")
+    except (OSError, ValueError) as err:
+        raise _not_loadable(name, err) from None
 
 
 def load_model(name: str = DEFAULT, *, device=None, trust_remote_code: bool = False):
@@ -178,22 +205,13 @@ def load_model(name: str = DEFAULT, *, device=None, trust_remote_code: bool = Fa
     Names: `default`, `tiny-random`, a local folder with an HF model, or a hub id (safetensors
     only; remote code only when `trust_remote_code=True`). The model is in eval mode, fp32.
     """
-    from transformers import AutoModelForCausalLM
-    from transformers.utils import logging as hf_logging
-
     from .device import pick_device
 
-    hf_logging.disable_progress_bar()  # no "Loading weights" bars in notebooks and CLI output
     tok = load_tokenizer(name)
     if name == TINY:
         model = _tiny_random(tok)
     else:
-        path = resolve(name)
-        try:
-            model = AutoModelForCausalLM.from_pretrained(
-                path, use_safetensors=True, trust_remote_code=trust_remote_code, dtype="float32")
-        except (OSError, ValueError) as err:
-            raise _not_loadable(name, err) from None
+        model = _load_folder_or_hub(name, resolve(name), trust_remote_code)
     if model.generation_config is not None:
         model.generation_config.pad_token_id = tok.pad_token_id
     return model.to(device or pick_device()).eval(), tok

@@ -3,13 +3,66 @@
 Position t predicts token t+1, so labels shift left by one. Only positions whose next token is
 trained go through the output layer: with a 49k-word vocabulary the output layer is a large
 share of a small model's compute, and prompt positions would be thrown away anyway.
+
+The output layer and the cross-entropy run together, a chunk of tokens at a time
+(`linear_nll`): the full (tokens x vocabulary) logits, their log-softmax and its gradient are
+never held at once, which takes a few hundred MB off a training step's peak memory for the cost
+of computing one chunk's logits again in the backward pass.
 """
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 from .masks import IGNORE
+
+CHUNK = 256  # tokens per slice of logits: 256 x 49,152 fp32 is 50 MB
+
+
+def _compute_dtype(h: torch.Tensor) -> torch.dtype:
+    kind = h.device.type
+    return torch.get_autocast_dtype(kind) if torch.is_autocast_enabled(kind) else h.dtype
+
+
+class LinearNLL(torch.autograd.Function):
+    """nll[i] = logsumexp(h[i] @ W.T) - (h[i] @ W.T)[target[i]], in chunks of `CHUNK` rows."""
+
+    @staticmethod
+    def forward(ctx, h, weight, targets):
+        dtype = _compute_dtype(h)
+        w = weight.to(dtype)
+        lse = torch.empty(len(h), device=h.device)
+        picked = torch.empty(len(h), device=h.device)
+        for s in range(0, len(h), CHUNK):
+            logits = (h[s:s + CHUNK].to(dtype) @ w.T).float()
+            lse[s:s + CHUNK] = torch.logsumexp(logits, dim=-1)
+            picked[s:s + CHUNK] = logits.gather(1, targets[s:s + CHUNK, None])[:, 0]
+        ctx.save_for_backward(h, weight, targets, lse)
+        ctx.dtype = dtype
+        return lse - picked
+
+    @staticmethod
+    def backward(ctx, grad_nll):
+        h, weight, targets, lse = ctx.saved_tensors
+        w = weight.to(ctx.dtype)
+        grad_h = torch.empty_like(h) if ctx.needs_input_grad[0] else None
+        grad_w = torch.zeros_like(weight, dtype=torch.float32) if ctx.needs_input_grad[1] else None
+        for s in range(0, len(h), CHUNK):
+            hs = h[s:s + CHUNK].to(ctx.dtype)
+            # d nll / d logits = softmax(logits) - onehot(target), scaled by the incoming gradient
+            g = (hs @ w.T).float().sub_(lse[s:s + CHUNK, None]).exp_()
+            g[torch.arange(len(hs), device=h.device), targets[s:s + CHUNK]] -= 1
+            g.mul_(grad_nll[s:s + CHUNK, None])
+            if grad_h is not None:
+                grad_h[s:s + CHUNK] = (g.to(ctx.dtype) @ w).to(h.dtype)
+            if grad_w is not None:  # in place: no (vocabulary x hidden) temporary per chunk
+                grad_w.addmm_(g.T.to(ctx.dtype), hs) if ctx.dtype == grad_w.dtype else \
+                    grad_w.add_((g.T.to(ctx.dtype) @ hs).float())
+        return grad_h, None if grad_w is None else grad_w.to(weight.dtype), None
+
+
+def linear_nll(h: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """NLL of `targets` (N,) under logits `h @ weight.T` (h: (N, H), weight: (V, H)), per row."""
+    return LinearNLL.apply(h, weight, targets)
 
 
 def token_nll(model, input_ids: torch.Tensor, attention_mask: torch.Tensor,
@@ -24,7 +77,11 @@ def token_nll(model, input_ids: torch.Tensor, attention_mask: torch.Tensor,
     targets = labels[:, 1:]                                         # (B, T-1)
     where = targets != IGNORE                                       # (B, T-1)
     h = hidden[:, :-1][where]                                       # (N, H)
-    logits = model.get_output_embeddings()(h).float()               # (N, V)
-    nll = F.cross_entropy(logits, targets[where], reduction="none")  # (N,)
+    head = model.get_output_embeddings()
+    if getattr(head, "bias", None) is not None:                     # rare: a biased output layer
+        logits = head(h).float()
+        nll = torch.nn.functional.cross_entropy(logits, targets[where], reduction="none")
+    else:
+        nll = linear_nll(h, head.weight, targets[where])            # (N,)
     rows = where.nonzero()[:, 0]                                    # (N,)
     return nll, rows

@@ -52,3 +52,29 @@ def test_token_probabilities(tiny):
     assert all(0 < p < 1 for _, p in probs)
     assert math.isclose(-sum(math.log(p) for _, p in probs) / 4, score(model, tok, CONVS[:1]).mean_nll,
                         rel_tol=1e-4)
+
+
+def test_gradients_equal_transformers_plain_autograd(tiny, tmp_path, monkeypatch):
+    """The lab's memory-lean backward (chunked output layer + loss, recomputed SwiGLU) gives the
+    gradients of transformers' LlamaForCausalLM with full logits and plain cross-entropy."""
+    from transformers import AutoModelForCausalLM
+
+    from lab import objective
+    from lab.train import save_model
+
+    monkeypatch.setattr(objective, "CHUNK", 3)  # several chunks, one of them ragged
+    model, tok = tiny
+    save_model(model, tok, tmp_path / "m")
+    hf = AutoModelForCausalLM.from_pretrained(tmp_path / "m")
+    model.train(), hf.train()
+    batch = collate([encode(c, tok) for c in CONVS], tok.pad_token_id)
+    nll, _ = token_nll(model, **batch)
+    nll.mean().backward()
+    logits = hf(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    ref = F.cross_entropy(logits[:, :-1].flatten(0, 1), batch["labels"][:, 1:].flatten(), ignore_index=IGNORE)
+    ref.backward()
+    assert math.isclose(nll.mean().item(), ref.item(), rel_tol=1e-5)
+    theirs = dict(hf.named_parameters())
+    for name, p in model.named_parameters():
+        assert torch.allclose(p.grad, theirs[name].grad, atol=1e-6, rtol=1e-4), \
+            (name, (p.grad - theirs[name].grad).abs().max())

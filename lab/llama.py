@@ -1,0 +1,390 @@
+"""Llama-family decoders (SmolLM2 among them) in plain PyTorch: the lab's fast path.
+
+Same parameter names, `config.json` and maths as transformers' `LlamaForCausalLM` (a test checks
+that the logits agree), so folders move both ways: `from_folder` reads an HF folder and
+`save_pretrained` writes one that `AutoModelForCausalLM.from_pretrained` loads. The lab keeps its
+own class for speed: importing transformers' modelling code takes about 4 s, more than the whole
+start-up budget, and its general forward (masks built for every layout, a KV cache grown by
+concatenation) costs a small model much of its training and decoding time.
+
+It covers what the lab needs: training forwards (right padding, causal attention only), scoring
+and cached decoding with left padding. Other architectures load through transformers.
+"""
+from __future__ import annotations
+
+import json
+import math
+from contextlib import contextmanager
+from pathlib import Path
+from types import SimpleNamespace
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .atomic import write_json
+
+WEIGHTS = "model.safetensors"
+
+
+def supports(config: dict) -> bool:
+    """True for configs this module computes exactly: Llama, SiLU, plain RoPE, no tensor split."""
+    rope = config.get("rope_parameters") or config.get("rope_scaling") or {}
+    return (config.get("model_type") == "llama" and config.get("hidden_act", "silu") == "silu"
+            and rope.get("rope_type", rope.get("type", "default")) == "default"
+            and config.get("pretraining_tp", 1) == 1)
+
+
+class Config(SimpleNamespace):
+    """The fields of an HF `config.json`, as attributes (`cfg.hidden_size`), plus `to_dict()`."""
+
+    def to_dict(self) -> dict:
+        return {k: v for k, v in vars(self).items() if k != "name_or_path"}
+
+
+def head_dim(cfg: Config) -> int:
+    return getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
+
+
+def inv_freq(cfg: Config) -> torch.Tensor:
+    """RoPE frequencies; `rope_theta` sits in `rope_parameters` (transformers 5) or at the top."""
+    rope = getattr(cfg, "rope_parameters", None) or {}
+    theta = float(rope.get("rope_theta", getattr(cfg, "rope_theta", 10000.0)))
+    d = head_dim(cfg)
+    return 1.0 / theta ** (torch.arange(0, d, 2, dtype=torch.int64).float() / d)
+
+
+class Linear(nn.Module):
+    """`nn.Linear` without its initialisation, which loading overwrites anyway and which, on the
+    meta device, imports torch's compiler (about 2 s of start-up). Inside
+    `LlamaLM.packed_weights()` no-grad forwards use a oneDNN-packed copy of the weight."""
+
+    def __init__(self, n_in: int, n_out: int, bias: bool = False, device=None):
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(n_out, n_in, device=device))
+        self.bias = nn.Parameter(torch.zeros(n_out, device=device)) if bias else None
+        self.packed: torch.Tensor | None = None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.packed is not None and not torch.is_grad_enabled():
+            return torch.ops.mkldnn._linear_pointwise(x, self.packed, self.bias, "none", [], "")
+        return F.linear(x, self.weight, self.bias)
+
+
+class Embedding(nn.Module):
+    """Token embeddings. As in transformers, the pad token's row gets no gradient from its uses
+    as an input (`padding_idx`); with SmolLM2 that row is also <|im_end|>'s."""
+
+    def __init__(self, n: int, dim: int, padding_idx: int | None = None, device=None):
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(n, dim, device=device))
+        self.padding_idx = padding_idx
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        return F.embedding(ids, self.weight, self.padding_idx)
+
+
+class RMSNorm(nn.Module):
+    def __init__(self, size: int, eps: float, device=None):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(size, device=device))
+        self.eps = eps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        dtype = x.dtype
+        x = x.float()
+        x = x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps)
+        return self.weight * x.to(dtype)
+
+
+def rotate_half(x: torch.Tensor) -> torch.Tensor:
+    half = x.shape[-1] // 2
+    return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
+
+
+class KVCache:
+    """Keys and values of every layer for the rows being decoded, grown in blocks, not per token."""
+
+    BLOCK = 64
+
+    def __init__(self, n_layers: int):
+        self.k: list[torch.Tensor | None] = [None] * n_layers
+        self.v: list[torch.Tensor | None] = [None] * n_layers
+        self.length = 0  # positions filled (the same for every layer once a forward is done)
+
+    def add(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Append (B, kv_heads, T, D) keys/values for `layer`; return all of them so far."""
+        start, new = self.length, k.shape[2]
+        end = start + new
+        buf_k = self.k[layer]
+        if buf_k is None or buf_k.shape[2] < end:
+            cap = math.ceil(end / self.BLOCK) * self.BLOCK + self.BLOCK
+            grown_k = k.new_empty(k.shape[0], k.shape[1], cap, k.shape[3])
+            grown_v = torch.empty_like(grown_k)
+            if buf_k is not None:
+                grown_k[:, :, :start] = buf_k[:, :, :start]
+                grown_v[:, :, :start] = self.v[layer][:, :, :start]
+            self.k[layer], self.v[layer] = grown_k, grown_v
+        self.k[layer][:, :, start:end] = k
+        self.v[layer][:, :, start:end] = v
+        return self.k[layer][:, :, :end], self.v[layer][:, :, :end]
+
+    def advance(self, n: int) -> None:
+        self.length += n
+
+    def batch_select_indices(self, idx: torch.Tensor) -> None:
+        """Keep only the rows `idx` (finished replies leave the batch)."""
+        self.k = [None if t is None else t[idx] for t in self.k]
+        self.v = [None if t is None else t[idx] for t in self.v]
+
+
+class Attention(nn.Module):
+    def __init__(self, cfg: Config, device=None):
+        super().__init__()
+        h, d, kv = cfg.num_attention_heads, head_dim(cfg), cfg.num_key_value_heads
+        bias = getattr(cfg, "attention_bias", False)
+        self.heads, self.kv_heads, self.head_dim = h, kv, d
+        self.q_proj = Linear(cfg.hidden_size, h * d, bias=bias, device=device)
+        self.k_proj = Linear(cfg.hidden_size, kv * d, bias=bias, device=device)
+        self.v_proj = Linear(cfg.hidden_size, kv * d, bias=bias, device=device)
+        self.o_proj = Linear(h * d, cfg.hidden_size, bias=bias, device=device)
+
+    def forward(self, x, cos, sin, mask, cache: KVCache | None, layer: int):
+        b, t, _ = x.shape
+        q = self.q_proj(x).view(b, t, self.heads, self.head_dim).transpose(1, 2)
+        k = self.k_proj(x).view(b, t, self.kv_heads, self.head_dim).transpose(1, 2)
+        v = self.v_proj(x).view(b, t, self.kv_heads, self.head_dim).transpose(1, 2)
+        q = q * cos + rotate_half(q) * sin
+        k = k * cos + rotate_half(k) * sin
+        if cache is not None:
+            k, v = cache.add(layer, k, v)
+        gqa = self.heads != self.kv_heads
+        if mask is None:  # no padding in front of any token: plain causal attention
+            out = F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=gqa)
+        else:
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, enable_gqa=gqa)
+        return self.o_proj(out.transpose(1, 2).reshape(b, t, -1))
+
+
+class SwiGLU(torch.autograd.Function):
+    """down(silu(x @ Wg.T) * (x @ Wu.T)), keeping only x, the gate and the up projections for
+    the backward pass; the rest is recomputed there. Plain autograd would also keep silu(gate)
+    and the product: two more (tokens x intermediate) tensors per layer, about 190 MB for a
+    512-token micro-batch of SmolLM2-135M."""
+
+    @staticmethod
+    def forward(ctx, x, w_gate, w_up, w_down):
+        gate, up = x @ w_gate.T, x @ w_up.T
+        ctx.save_for_backward(x, w_gate, w_up, w_down, gate, up)
+        return (F.silu(gate) * up) @ w_down.T
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        x, w_gate, w_up, w_down, gate, up = ctx.saved_tensors
+        sig = torch.sigmoid(gate)
+        act = gate * sig                                  # silu(gate)
+        grad_h = grad_out @ w_down                        # d out / d (act * up)
+        grad_w_down = grad_out.flatten(0, -2).T @ (act * up).flatten(0, -2)
+        grad_up = grad_h * act
+        grad_gate = grad_h * up * sig * (1 + gate * (1 - sig))
+        grad_x = grad_gate @ w_gate + grad_up @ w_up
+        grad_w_gate = grad_gate.flatten(0, -2).T @ x.flatten(0, -2)
+        grad_w_up = grad_up.flatten(0, -2).T @ x.flatten(0, -2)
+        return grad_x, grad_w_gate, grad_w_up, grad_w_down
+
+
+class MLP(nn.Module):
+    def __init__(self, cfg: Config, device=None):
+        super().__init__()
+        bias = getattr(cfg, "mlp_bias", False)
+        self.gate_proj = Linear(cfg.hidden_size, cfg.intermediate_size, bias=bias, device=device)
+        self.up_proj = Linear(cfg.hidden_size, cfg.intermediate_size, bias=bias, device=device)
+        self.down_proj = Linear(cfg.intermediate_size, cfg.hidden_size, bias=bias, device=device)
+
+    def forward(self, x):
+        if (self.gate_proj.bias is None and torch.is_grad_enabled()
+                and not torch.is_autocast_enabled(x.device.type)):  # autocast: plain autograd
+            return SwiGLU.apply(x, self.gate_proj.weight, self.up_proj.weight, self.down_proj.weight)
+        return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))
+
+
+class Block(nn.Module):
+    def __init__(self, cfg: Config, device=None):
+        super().__init__()
+        self.self_attn = Attention(cfg, device)
+        self.mlp = MLP(cfg, device)
+        self.input_layernorm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps, device)
+        self.post_attention_layernorm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps, device)
+
+    def forward(self, x, cos, sin, mask, cache, layer):
+        x = x + self.self_attn(self.input_layernorm(x), cos, sin, mask, cache, layer)
+        return x + self.mlp(self.post_attention_layernorm(x))
+
+
+class Decoder(nn.Module):
+    """Embeddings, blocks and the final norm: `model.model` in HF's naming."""
+
+    def __init__(self, cfg: Config, device=None):
+        super().__init__()
+        self.embed_tokens = Embedding(cfg.vocab_size, cfg.hidden_size,
+                                      getattr(cfg, "pad_token_id", None), device=device)
+        self.layers = nn.ModuleList(Block(cfg, device) for _ in range(cfg.num_hidden_layers))
+        self.norm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps, device)
+        self.register_buffer("inv_freq", inv_freq(cfg), persistent=False)
+
+    def forward(self, input_ids, attention_mask=None, position_ids=None, cache: KVCache | None = None,
+                **_ignored) -> SimpleNamespace:
+        b, t = input_ids.shape
+        past = cache.length if cache is not None else 0
+        mask = _attention_mask(attention_mask, b, past, t, input_ids.device)
+        if position_ids is None:
+            position_ids = torch.arange(past, past + t, device=input_ids.device).expand(b, t)
+        freqs = position_ids[:, :, None].float() * self.inv_freq[None, None, :]   # (B, T, D/2)
+        emb = torch.cat((freqs, freqs), dim=-1)[:, None]                          # (B, 1, T, D)
+        x = self.embed_tokens(input_ids)
+        cos, sin = emb.cos().to(x.dtype), emb.sin().to(x.dtype)
+        for i, layer in enumerate(self.layers):
+            x = layer(x, cos, sin, mask, cache, i)
+        if cache is not None:
+            cache.advance(t)
+        return SimpleNamespace(last_hidden_state=self.norm(x))
+
+
+def _attention_mask(attention_mask, b: int, past: int, t: int, device):
+    """None when causal attention alone is exact (no cache, no padding before a real token), else a
+    (B, 1, T, past+T) boolean mask: causal, padding keys hidden. Pad queries see themselves, so
+    no softmax row is empty (an empty row would put NaN into the cache)."""
+    total = past + t
+    if attention_mask is None:
+        if past == 0:
+            return None
+        attention_mask = torch.ones(b, total, dtype=torch.bool, device=device)
+    am = attention_mask.bool()
+    if past == 0 and bool((am[:, 1:] <= am[:, :-1]).all()):  # right padding or none
+        return None
+    q_pos = torch.arange(past, total, device=device)[:, None]
+    k_pos = torch.arange(total, device=device)[None, :]
+    mask = (k_pos <= q_pos)[None] & am[:, None, :total]
+    mask |= (k_pos == q_pos)[None]
+    return mask[:, None]
+
+
+class LlamaLM(nn.Module):
+    """A causal LM with the parts of transformers' API the lab uses: `model(...)`, `.config`,
+    `.generation_config`, `.base_model`, `get_output_embeddings()`, `save_pretrained()`."""
+
+    def __init__(self, cfg: Config, generation: dict | None = None, device=None):
+        super().__init__()
+        self.config = cfg
+        self.generation_config = SimpleNamespace(**(generation or {
+            "bos_token_id": getattr(cfg, "bos_token_id", None),
+            "eos_token_id": getattr(cfg, "eos_token_id", None),
+            "pad_token_id": getattr(cfg, "pad_token_id", None)}))
+        self.model = Decoder(cfg, device)
+        self.lm_head = Linear(cfg.hidden_size, cfg.vocab_size, bias=False, device=device)
+        if getattr(cfg, "tie_word_embeddings", False):
+            self.lm_head.weight = self.model.embed_tokens.weight
+
+    @property
+    def base_model(self) -> Decoder:
+        return self.model
+
+    def get_output_embeddings(self) -> Linear:
+        return self.lm_head
+
+    def forward(self, input_ids, attention_mask=None, position_ids=None, past_key_values=None,
+                use_cache: bool = False, logits_to_keep: int = 0, **_ignored) -> SimpleNamespace:
+        cache = past_key_values
+        if use_cache and cache is None:
+            cache = KVCache(len(self.model.layers))
+        hidden = self.model(input_ids, attention_mask, position_ids, cache).last_hidden_state
+        if logits_to_keep:
+            hidden = hidden[:, -logits_to_keep:]
+        return SimpleNamespace(logits=self.lm_head(hidden), past_key_values=cache)
+
+    @contextmanager
+    def packed_weights(self, rows: int):
+        """Within this block, no-grad forwards on the CPU use oneDNN-packed copies of the weights.
+
+        Decoding a batch reads every weight once per token and is bound by memory; MKL's kernel
+        for a few rows times a wide matrix (the 49k-word output layer above all) is slow there,
+        oneDNN's packed one is not: a batch of 8 decodes about 1.5x faster, with the same
+        tokens. The copies take as much memory as the weights, until the block ends. Elsewhere
+        (GPU, no oneDNN) the block changes nothing.
+        """
+        linears = [m for m in self.modules() if isinstance(m, Linear)]
+        try:
+            if _can_pack(self.lm_head.weight):
+                for m in linears:
+                    m.packed = torch.ops.mkldnn._reorder_linear_weight(m.weight.detach(), rows)
+            yield self
+        finally:
+            for m in linears:
+                m.packed = None
+
+    def save_pretrained(self, path: str | Path, **_ignored) -> None:
+        """config.json, generation_config.json and model.safetensors, as transformers writes them."""
+        from safetensors.torch import save_file
+
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        state = {k: v.detach().to("cpu").contiguous() for k, v in self.state_dict().items()
+                 if not (k == "lm_head.weight" and getattr(self.config, "tie_word_embeddings", False))}
+        save_file(state, str(path / WEIGHTS), metadata={"format": "pt"})
+        cfg = {**self.config.to_dict(), "architectures": ["LlamaForCausalLM"], "dtype": "float32"}
+        write_json(path / "config.json", cfg)
+        write_json(path / "generation_config.json",
+                   {k: v for k, v in vars(self.generation_config).items() if v is not None})
+
+
+def _can_pack(weight: torch.Tensor) -> bool:
+    if weight.device.type != "cpu" or weight.dtype != torch.float32:
+        return False
+    try:
+        return torch.backends.mkldnn.is_available() and bool(torch.ops.mkldnn._linear_pointwise)
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def read_config(folder: str | Path) -> dict | None:
+    p = Path(folder) / "config.json"
+    return json.loads(p.read_text()) if p.is_file() else None
+
+
+def from_folder(folder: str | Path, name: str | None = None) -> LlamaLM:
+    """Load an HF Llama folder (config.json + model.safetensors) as fp32 on the CPU."""
+    from safetensors.torch import load_file
+
+    folder = Path(folder)
+    cfg = Config(**read_config(folder))
+    cfg.name_or_path = name or str(folder)
+    gen_file = folder / "generation_config.json"
+    generation = json.loads(gen_file.read_text()) if gen_file.is_file() else None
+    model = LlamaLM(cfg, generation, device="meta")  # no time spent initialising weights
+
+    state = {k: v.float() for k, v in load_file(folder / WEIGHTS).items()}
+    tied = getattr(cfg, "tie_word_embeddings", False)
+    if tied:
+        state.pop("lm_head.weight", None)
+    missing, unexpected = model.load_state_dict(state, strict=False, assign=True)
+    missing = [k for k in missing if not (tied and k == "lm_head.weight")]
+    if missing or unexpected:
+        raise ValueError(f"{folder / WEIGHTS} does not fit its config.json: "
+                         f"missing {missing[:3]}, unexpected {unexpected[:3]}")
+    if tied:
+        model.lm_head.weight = model.model.embed_tokens.weight
+    return model.eval()
+
+
+def random_model(cfg: Config, seed: int = 0) -> LlamaLM:
+    """Fresh weights as transformers initialises Llama: normal(0, 0.02), norms at one."""
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        model = LlamaLM(cfg)
+        std = getattr(cfg, "initializer_range", 0.02)
+        for m in model.modules():
+            if isinstance(m, (Linear, Embedding)):
+                nn.init.normal_(m.weight, std=std)
+                if getattr(m, "bias", None) is not None:
+                    nn.init.zeros_(m.bias)
+    return model.eval()
