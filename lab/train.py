@@ -199,6 +199,7 @@ def train(model, tokenizer, data: list[Conversation], cfg: TrainConfig | None = 
             with torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None):
                 nll, _ = token_nll(model, **m)               # (N,) one value per trained token
             loss = nll.sum() / n_step                        # mean over the whole step's tokens
+            release_free_memory()                            # the forward's temporaries
             # backward
             loss.backward()
             release_free_memory()                            # the activations just freed
