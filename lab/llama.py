@@ -377,7 +377,8 @@ def from_folder(folder: str | Path, name: str | None = None) -> LlamaLM:
 
 
 def random_model(cfg: Config, seed: int = 0) -> LlamaLM:
-    """Fresh weights as transformers initialises Llama: normal(0, 0.02), norms at one."""
+    """Fresh weights as transformers initialises Llama: normal(0, 0.02), norms at one, the
+    pad token's embedding at zero."""
     with torch.random.fork_rng():
         torch.manual_seed(seed)
         model = LlamaLM(cfg)
@@ -387,4 +388,8 @@ def random_model(cfg: Config, seed: int = 0) -> LlamaLM:
                 nn.init.normal_(m.weight, std=std)
                 if getattr(m, "bias", None) is not None:
                     nn.init.zeros_(m.bias)
+        pad = model.model.embed_tokens.padding_idx
+        if pad is not None:  # as transformers does: the pad token's row starts at zero
+            with torch.no_grad():
+                model.model.embed_tokens.weight[pad].zero_()
     return model.eval()
