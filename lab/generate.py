@@ -6,7 +6,7 @@ position only. Rows that reach the end of turn leave the batch (and the KV cache
 """
 from __future__ import annotations
 
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Callable
 
@@ -104,14 +104,22 @@ def _generate_batch(model, tokenizer, texts: list[str], cfg: GenConfig,
     return [tokenizer.decode(o, skip_special_tokens=True).strip() for o in out]
 
 
+@contextmanager
+def _eval_mode(model):
+    """Eval mode (no dropout) for the block; the model's own mode again afterwards."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield
+    finally:
+        model.train(was_training)
+
+
 def continue_text(model, tokenizer, text: str, cfg: GenConfig | None = None) -> str:
     """The model's continuation of raw `text`, no chat template applied (e.g. to see what a
     model writes after "<|im_start|>user\n"); it stops at an end-of-turn token, as replies do."""
-    was_training = model.training
-    model.eval()
-    out = _generate_batch(model, tokenizer, [text], cfg or GenConfig(), None)[0]
-    model.train(was_training)
-    return out
+    with _eval_mode(model):
+        return _generate_batch(model, tokenizer, [text], cfg or GenConfig(), None)[0]
 
 
 def generate(model, tokenizer, prompts: list[str | Conversation], cfg: GenConfig | None = None,
@@ -121,21 +129,19 @@ def generate(model, tokenizer, prompts: list[str | Conversation], cfg: GenConfig
     >>> # generate(model, tok, ["What is the capital of France?"])  ->  ['The capital of France is Paris.']
     """
     cfg = cfg or GenConfig()
-    was_training = model.training
-    model.eval()
     texts = [render(tokenizer, as_conversation(p).prompt_only().messages(), add_generation_prompt=True)
              for p in prompts]
     # similar lengths in a batch mean little left padding
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
     replies: list[str] = [""] * len(texts)
-    for start in range(0, len(order), cfg.batch_size):
-        idx = order[start:start + cfg.batch_size]
-        batch_on_token = None
-        if on_token is not None:
-            def batch_on_token(r, piece, idx=idx):
-                on_token(idx[r], piece)
-        for i, reply in zip(idx, _generate_batch(model, tokenizer, [texts[i] for i in idx], cfg,
-                                                  batch_on_token)):
-            replies[i] = reply
-    model.train(was_training)
+    with _eval_mode(model):
+        for start in range(0, len(order), cfg.batch_size):
+            idx = order[start:start + cfg.batch_size]
+            batch_on_token = None
+            if on_token is not None:
+                def batch_on_token(r, piece, idx=idx):
+                    on_token(idx[r], piece)
+            for i, reply in zip(idx, _generate_batch(model, tokenizer, [texts[i] for i in idx], cfg,
+                                                      batch_on_token)):
+                replies[i] = reply
     return replies

@@ -351,12 +351,13 @@ def read_config(folder: str | Path) -> dict | None:
     return json.loads(p.read_text()) if p.is_file() else None
 
 
-def from_folder(folder: str | Path, name: str | None = None) -> LlamaLM:
-    """Load an HF Llama folder (config.json + model.safetensors) as fp32 on the CPU."""
+def from_folder(folder: str | Path, name: str | None = None, config: dict | None = None) -> LlamaLM:
+    """Load an HF Llama folder (config.json + model.safetensors) as fp32 on the CPU.
+    `config`: its config.json when the caller has read it already."""
     from safetensors.torch import load_file
 
     folder = Path(folder)
-    cfg = Config(**read_config(folder))
+    cfg = Config(**(config or read_config(folder)))
     cfg.name_or_path = name or str(folder)
     gen_file = folder / "generation_config.json"
     generation = json.loads(gen_file.read_text()) if gen_file.is_file() else None

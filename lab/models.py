@@ -185,7 +185,7 @@ def _load_folder_or_hub(name: str, path: str, trust_remote_code: bool):
     config = llama.read_config(path)
     if config and llama.supports(config) and (Path(path) / llama.WEIGHTS).is_file():
         try:
-            return llama.from_folder(path, name)
+            return llama.from_folder(path, name, config)
         except (OSError, ValueError, RuntimeError) as err:
             raise _not_loadable(name, err) from None
     from transformers import AutoModelForCausalLM

@@ -54,9 +54,12 @@ class LinearNLL(torch.autograd.Function):
             g.mul_(grad_nll[s:s + CHUNK, None])
             if grad_h is not None:
                 grad_h[s:s + CHUNK] = (g.to(ctx.dtype) @ w).to(h.dtype)
-            if grad_w is not None:  # in place: no (vocabulary x hidden) temporary per chunk
-                grad_w.addmm_(g.T.to(ctx.dtype), hs) if ctx.dtype == grad_w.dtype else \
-                    grad_w.add_((g.T.to(ctx.dtype) @ hs).float())
+            if grad_w is None:
+                continue
+            if ctx.dtype == grad_w.dtype:  # in place: no (vocabulary x hidden) temporary per chunk
+                grad_w.addmm_(g.T, hs)
+            else:
+                grad_w.add_((g.T.to(ctx.dtype) @ hs).float())
         return grad_h, None if grad_w is None else grad_w.to(weight.dtype), None
 
 

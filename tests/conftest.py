@@ -13,6 +13,12 @@ SEED_TASKS = REPO.parent / "shared" / "data" / "self_instruct_seed_tasks.jsonl"
 
 
 @pytest.fixture(scope="session")
+def seed_tasks_path() -> Path:
+    """Where the Self-Instruct seed tasks sit beside the project (../shared/data), if present."""
+    return SEED_TASKS
+
+
+@pytest.fixture(scope="session")
 def tok():
     from lab.models import load_tokenizer
 

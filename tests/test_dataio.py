@@ -14,7 +14,6 @@ from hypothesis import strategies as st
 from lab.dataio import parse_record, read_dataset, write_jsonl
 from lab.records import Conversation, DataError, Turn
 
-SEED_TASKS = Path(__file__).resolve().parents[2] / "shared" / "data" / "self_instruct_seed_tasks.jsonl"
 FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 ROUND_TRIP = settings(FUZZ, max_examples=100)  # each example fsyncs a file
 
@@ -281,10 +280,10 @@ def test_utf8_bom_is_accepted(tmp_path):
     assert read_dataset(path) == [HI]
 
 
-def test_seed_tasks_file_has_175_records():
-    if not SEED_TASKS.exists():
-        pytest.skip(f"{SEED_TASKS} not present")
-    convs = read_dataset(SEED_TASKS)
+def test_seed_tasks_file_has_175_records(seed_tasks_path):
+    if not seed_tasks_path.exists():
+        pytest.skip(f"{seed_tasks_path} not present")
+    convs = read_dataset(seed_tasks_path)
     assert len(convs) == 175 and all(c.is_trainable and c.id for c in convs)
     assert convs[1].id == "antonym_relation"
     assert convs[1].prompt == "What is the relation between the given pairs?\n\nNight : Day :: Right : Left"

@@ -1,6 +1,4 @@
 """The lab's light tokenizer gives what transformers' tokenizer gives for the same folder."""
-from pathlib import Path
-
 import pytest
 from transformers import AutoTokenizer
 
@@ -9,8 +7,6 @@ from lab.dataio import read_dataset
 from lab.masks import DEFAULT_TEMPLATE, encode, render
 from lab.models import default_model_dir
 
-SEED_TASKS = Path(__file__).resolve().parents[2] / "shared" / "data" / "self_instruct_seed_tasks.jsonl"
-
 
 @pytest.fixture(scope="module")
 def pair(tok):
@@ -18,10 +14,10 @@ def pair(tok):
     return tok, AutoTokenizer.from_pretrained(default_model_dir())
 
 
-def conversations():
+def conversations(seed_tasks_path):
     convs = [c for name in starters.names() for c in starters.load(name)]
-    if SEED_TASKS.is_file():
-        convs += read_dataset(SEED_TASKS)[:40]
+    if seed_tasks_path.is_file():
+        convs += read_dataset(seed_tasks_path)[:40]
     return convs
 
 
@@ -35,9 +31,9 @@ def test_special_tokens_and_vocabulary_agree(pair):
     assert lab_tok.convert_tokens_to_ids("no-such-token") == hf_tok.convert_tokens_to_ids("no-such-token")
 
 
-def test_rendering_encoding_and_decoding_agree_on_real_data(pair):
+def test_rendering_encoding_and_decoding_agree_on_real_data(pair, seed_tasks_path):
     lab_tok, hf_tok = pair
-    convs = conversations()
+    convs = conversations(seed_tasks_path)
     assert len(convs) > 100
     for conv in convs:
         msgs = conv.messages()
