@@ -354,6 +354,7 @@ def read_config(folder: str | Path) -> dict | None:
 def from_folder(folder: str | Path, name: str | None = None, config: dict | None = None) -> LlamaLM:
     """Load an HF Llama folder (config.json + model.safetensors) as fp32 on the CPU.
     `config`: its config.json when the caller has read it already."""
+    from safetensors import SafetensorError
     from safetensors.torch import load_file
 
     folder = Path(folder)
@@ -363,7 +364,12 @@ def from_folder(folder: str | Path, name: str | None = None, config: dict | None
     generation = json.loads(gen_file.read_text()) if gen_file.is_file() else None
     model = LlamaLM(cfg, generation, device="meta")  # no time spent initialising weights
 
-    state = {k: v.float() for k, v in load_file(folder / WEIGHTS).items()}
+    try:
+        raw = load_file(folder / WEIGHTS)
+    except SafetensorError as err:
+        raise ValueError(f"{folder / WEIGHTS} could not be read ({err}): the file is damaged or "
+                         "incomplete; save or prepare the model again") from None
+    state = {k: v.float() for k, v in raw.items()}
     tied = getattr(cfg, "tie_word_embeddings", False)
     if tied:
         state.pop("lm_head.weight", None)

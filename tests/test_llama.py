@@ -89,3 +89,12 @@ def test_a_folder_that_does_not_fit_its_config_is_refused(tiny, tmp_path):
     (tmp_path / "m" / "config.json").write_text(__import__("json").dumps(cfg))
     with pytest.raises(models.ModelError, match="does not fit"):
         models.load_model(str(tmp_path / "m"))
+
+
+def test_a_damaged_weights_file_is_named(tiny, tmp_path):
+    model, tok = tiny
+    save_model(model, tok, tmp_path / "m")
+    weights = tmp_path / "m" / llama.WEIGHTS
+    weights.write_bytes(weights.read_bytes()[:1000])
+    with pytest.raises(models.ModelError, match="model.safetensors could not be read.*damaged"):
+        models.load_model(str(tmp_path / "m"))
