@@ -45,21 +45,21 @@ class LinearNLL(torch.autograd.Function):
         h, weight, targets, lse = ctx.saved_tensors
         w = weight.to(ctx.dtype)
         grad_h = torch.empty_like(h) if ctx.needs_input_grad[0] else None
-        grad_w = torch.zeros_like(weight, dtype=torch.float32) if ctx.needs_input_grad[1] else None
+        grad_w = None  # summed over the chunks in place, in the compute dtype
         for s in range(0, len(h), CHUNK):
             hs = h[s:s + CHUNK].to(ctx.dtype)
             # d nll / d logits = softmax(logits) - onehot(target), scaled by the incoming gradient
             g = (hs @ w.T).float().sub_(lse[s:s + CHUNK, None]).exp_()
             g[torch.arange(len(hs), device=h.device), targets[s:s + CHUNK]] -= 1
-            g.mul_(grad_nll[s:s + CHUNK, None])
+            g = g.mul_(grad_nll[s:s + CHUNK, None]).to(ctx.dtype)
             if grad_h is not None:
-                grad_h[s:s + CHUNK] = (g.to(ctx.dtype) @ w).to(h.dtype)
-            if grad_w is None:
+                grad_h[s:s + CHUNK] = (g @ w).to(h.dtype)
+            if not ctx.needs_input_grad[1]:
                 continue
-            if ctx.dtype == grad_w.dtype:  # in place: no (vocabulary x hidden) temporary per chunk
+            if grad_w is None:
+                grad_w = g.T @ hs
+            else:  # in place: no (vocabulary x hidden) temporary per chunk
                 grad_w.addmm_(g.T, hs)
-            else:
-                grad_w.add_((g.T.to(ctx.dtype) @ hs).float())
         return grad_h, None if grad_w is None else grad_w.to(weight.dtype), None
 
 
