@@ -1,18 +1,20 @@
 """What a training run will cost, before it starts: tokens, steps, seconds and memory.
 
 Time: a training step costs about 6 FLOPs per parameter per token (2 forward, 4 backward).
-Dividing by the machine's measured fp32 matmul rate, times the share of it a real training
-loop reaches (`EFFICIENCY`, measured with the lab's trainer on a 2-core laptop CPU), gives
-seconds; once a run has measured its own speed, that speed is the better guide. Memory: fp32 weights, gradients and AdamW's two moments (16 bytes per parameter),
-the untouched base copy the session keeps (4 bytes per parameter), activations kept for the
-backward pass, and the logits of the trained positions.
+Dividing by the machine's measured fp32 matmul rate, times the share of it the lab's trainer
+reaches (`EFFICIENCY`: about half in fp32; in bf16, on hardware that has it, about 0.9 of the
+fp32 rate, measured with `bench.train_vs_trl`), gives seconds; once a run has measured its own
+speed, that speed is the better guide. Memory, as `lab.precision` and `lab.train` hold it:
+weights, gradients and AdamW's two moments (16 bytes per parameter in fp32, 14 in bf16), the
+untouched base copy the session keeps (4 bytes per parameter), the activations of one
+micro-batch kept for the backward pass, one slice of output-layer logits, and the runtime.
 
 >>> from types import SimpleNamespace as NS
 >>> shape = NS(config=NS(num_hidden_layers=2, hidden_size=64, vocab_size=1000))
 >>> seconds_for(tokens=1000, params=1_000_000, gflops=100.0, efficiency=0.5)
 0.12
 >>> round(memory_gb(params=1_000_000, model=shape, batch_size=8, seq_len=128, trained_per_row=64), 3)
-0.335
+0.323
 """
 from __future__ import annotations
 
@@ -20,13 +22,17 @@ import functools
 import math
 import time
 
+import torch
+
+from .device import autocast_dtype
 from .masks import encode
+from .objective import CHUNK
 from .records import Conversation
 from .train import TrainConfig, split_eval
 
-EFFICIENCY = 0.5        # share of fp32 matmul peak the trainer reaches (about 0.5-0.6 measured)
+EFFICIENCY = {False: 0.5, True: 0.9}  # training speed / fp32 matmul rate, in fp32 and in bf16
 OVERHEAD_GB = 0.3       # Python, torch and tokenizer runtime
-_ACT_BYTES = 68         # fp32 bytes kept per token per layer per hidden unit (2 x Megatron's 34)
+_ACT_BYTES = 24         # bf16 bytes kept per token per layer per hidden unit (measured, SmolLM2)
 
 
 @functools.lru_cache(maxsize=1)
@@ -87,22 +93,26 @@ def describe(est: dict) -> str:
             f"about {duration(est['seconds'])} · about {est['memory_gb']:.1f} GB memory")
 
 
-def seconds_for(tokens: int, params: int, gflops: float, efficiency: float = EFFICIENCY) -> float:
+def seconds_for(tokens: int, params: int, gflops: float, efficiency: float = EFFICIENCY[False]) -> float:
     """Wall time of training on `tokens` tokens: 6 FLOPs per parameter per token."""
     return 6 * params * tokens / (gflops * 1e9 * efficiency)
 
 
-def memory_gb(params: int, model, batch_size: int, seq_len: int, trained_per_row: int) -> float:
-    """Peak memory of a training step in GB (rough, within about 20% for small Llama models)."""
+def memory_gb(params: int, model, batch_size: int, seq_len: int, trained_per_row: int,
+              bf16: bool = False, micro_tokens: int | None = None) -> float:
+    """Peak memory of a training run in GB (rough, within about 20% for small Llama models)."""
     cfg = model.config
-    states = 16 * params + 4 * params  # weights, grads, 2 Adam moments + the session's base copy
-    activations = cfg.num_hidden_layers * batch_size * seq_len * cfg.hidden_size * _ACT_BYTES
-    logits = batch_size * trained_per_row * cfg.vocab_size * 4 * 3  # logits, fp32 copy, gradient
+    states = (14 if bf16 else 16) * params + 4 * params  # + the session's base copy (fp32)
+    micro = micro_tokens or (512 if bf16 else 256)     # as `lab.train` splits a batch
+    rows = max(1, min(batch_size, micro // max(1, seq_len)))
+    act_bytes = _ACT_BYTES if bf16 else 2 * _ACT_BYTES
+    activations = cfg.num_hidden_layers * rows * seq_len * cfg.hidden_size * act_bytes
+    logits = min(rows * trained_per_row, CHUNK) * cfg.vocab_size * 4 * 3  # a slice, fp32, x3
     return (states + activations + logits) / 1e9 + OVERHEAD_GB
 
 
 def estimate(convs: list[Conversation], tokenizer, cfg: TrainConfig, model, *,
-             gflops: float | None = None, efficiency: float = EFFICIENCY,
+             gflops: float | None = None, efficiency: float | None = None,
              tokens_per_second: float | None = None) -> dict:
     """Tokens, optimiser steps, seconds and memory (GB) a `train(model, tokenizer, convs, cfg)`
     call will take on this machine. Counts follow the trainer: eval split, truncation, epochs.
@@ -124,13 +134,15 @@ def estimate(convs: list[Conversation], tokenizer, cfg: TrainConfig, model, *,
     tokens = round(per_epoch * steps / steps_per_epoch)
     eval_tokens = sum(len(encode(c, tokenizer, cfg.max_length).input_ids) for c in held)
     params = sum(p.numel() for p in model.parameters())
+    bf16 = autocast_dtype(next(model.parameters(), torch.empty(0)).device) is not None
     work = tokens + eval_tokens / 3  # eval is a forward pass only: a third of a step's work per token
     if tokens_per_second:
         seconds = work / tokens_per_second
     else:
-        seconds = seconds_for(work, params, gflops or matmul_gflops(), efficiency)
+        seconds = seconds_for(work, params, gflops or matmul_gflops(), efficiency or EFFICIENCY[bf16])
     rows = min(cfg.batch_size, len(encoded))
     longest = max(len(e.input_ids) for e in encoded)
     trained = max(e.n_trained for e in encoded)
     return {"tokens": tokens, "steps": steps, "seconds": seconds, "examples": len(encoded),
-            "held_out": len(held), "memory_gb": memory_gb(params, model, rows, longest, trained)}
+            "held_out": len(held),
+            "memory_gb": memory_gb(params, model, rows, longest, trained, bf16, cfg.micro_tokens)}

@@ -66,7 +66,7 @@ class MasterWeights:
         self.low: list[torch.Tensor] = []
         if self.split:
             # the fp32 value under update; its storage is set per step (the state stays with it)
-            self.holders = [torch.empty(0) for _ in self.params]
+            self.holders = [torch.empty(0, device=p.device) for p in self.params]
             self.optims = [_adamw([{"params": [h], "weight_decay": _decay(p, weight_decay)}], lr)
                            for h, p in zip(self.holders, self.params)]
         else:
@@ -110,7 +110,7 @@ class MasterWeights:
                 holder.grad = p.grad.float().mul_(scale) if scale < 1.0 else p.grad.float()
                 opt.step()
                 _split_into(holder.data, p.data, lo)
-                holder.data, holder.grad, p.grad = torch.empty(0), None, None
+                holder.data, holder.grad, p.grad = holder.data.new_empty(0), None, None
 
     def __exit__(self, *exc) -> None:
         if self.split:
