@@ -98,3 +98,19 @@ def test_a_damaged_weights_file_is_named(tiny, tmp_path):
     weights.write_bytes(weights.read_bytes()[:1000])
     with pytest.raises(models.ModelError, match="model.safetensors could not be read.*damaged"):
         models.load_model(str(tmp_path / "m"))
+
+
+@pytest.mark.parametrize("dtype,tol", [(torch.float32, 1e-5), (torch.bfloat16, 3e-2)])
+@pytest.mark.parametrize("kv_heads", [3, 9])
+def test_training_attention_equals_sdpa(dtype, tol, kv_heads):
+    """The recomputing causal attention: same output and gradients as torch's SDPA."""
+    gen = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(2, h, 37, 16, generator=gen, dtype=dtype).requires_grad_()
+               for h in (9, kv_heads, kv_heads))
+    g = torch.randn(2, 9, 37, 16, generator=gen, dtype=dtype)
+    ours = llama.CausalAttention.apply(q, k, v, 0.25)
+    ref = torch.nn.functional.scaled_dot_product_attention(
+        q, k, v, is_causal=True, enable_gqa=kv_heads != 9, scale=0.25)
+    for a, b in zip((ours, *torch.autograd.grad(ours, (q, k, v), g)),
+                    (ref, *torch.autograd.grad(ref, (q, k, v), g))):
+        assert (a - b).abs().max() <= tol * b.abs().max()
