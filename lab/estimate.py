@@ -28,7 +28,7 @@ from .device import autocast_dtype
 from .masks import encode
 from .objective import CHUNK
 from .records import Conversation
-from .train import TrainConfig, split_eval
+from .train import TrainConfig, micro_batch_tokens, split_eval
 
 EFFICIENCY = {False: 0.5, True: 0.9}  # training speed / fp32 matmul rate, in fp32 and in bf16
 OVERHEAD_GB = 0.3       # Python, torch and tokenizer runtime
@@ -103,7 +103,7 @@ def memory_gb(params: int, model, batch_size: int, seq_len: int, trained_per_row
     """Peak memory of a training run in GB (rough, within about 20% for small Llama models)."""
     cfg = model.config
     states = (14 if bf16 else 16) * params + 4 * params  # + the session's base copy (fp32)
-    micro = micro_tokens or (512 if bf16 else 256)     # as `lab.train` splits a batch
+    micro = micro_batch_tokens(micro_tokens, bf16)     # as `lab.train` splits a batch
     rows = max(1, min(batch_size, micro // max(1, seq_len)))
     act_bytes = _ACT_BYTES if bf16 else 2 * _ACT_BYTES
     activations = cfg.num_hidden_layers * rows * seq_len * cfg.hidden_size * act_bytes

@@ -115,6 +115,12 @@ def lr_at(step: int, total: int, cfg: TrainConfig) -> float:
     return cfg.lr
 
 
+def micro_batch_tokens(setting: int | None, bf16: bool) -> int:
+    """Padded tokens per forward pass: `TrainConfig.micro_tokens`, else 512 in bf16 and 256 in
+    fp32 (the same activation memory)."""
+    return setting or (512 if bf16 else 256)
+
+
 def split_eval(convs: list[Conversation], share: float, seed: int):
     """Hold out `share` of the examples (at least one, never all) for eval, reproducibly.
 
@@ -180,7 +186,7 @@ def train(model, tokenizer, data: list[Conversation], cfg: TrainConfig | None = 
     t0 = time.perf_counter()
     weights = MasterWeights(model, autocast_dtype(device), cfg.lr, cfg.weight_decay,
                             cfg.max_grad_norm)
-    micro_tokens = cfg.micro_tokens or (512 if weights.split else 256)
+    micro_tokens = micro_batch_tokens(cfg.micro_tokens, weights.split)
     with weights:  # bf16 weights inside, where the hardware has bf16; fp32 again after
         while step < total:
             if stop is not None and stop.is_set():
