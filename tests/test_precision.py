@@ -3,7 +3,7 @@ import pytest
 import torch
 
 import lab.train as train_module
-from lab.precision import MasterWeights, _join, _split_into
+from lab.precision import MasterWeights, _join, _split
 from lab.records import Conversation
 from lab.train import TrainConfig, train
 
@@ -15,8 +15,10 @@ def test_split_and_join_are_exact():
     x = torch.randn(10_000) * torch.logspace(-30, 30, 10_000)
     x[:5] = torch.tensor([float("inf"), -float("inf"), 0.0, -0.0, 1e-45])
     hi, lo = torch.empty_like(x, dtype=torch.bfloat16), torch.empty_like(x, dtype=torch.int16)
-    _split_into(x, hi, lo)
-    assert torch.equal(_join(hi, lo).view(torch.int32), x.view(torch.int32))
+    bits, back = torch.empty_like(x, dtype=torch.int32), torch.empty_like(x)
+    _split(x, hi, lo, bits)
+    _join(hi, lo, back, bits)
+    assert torch.equal(back.view(torch.int32), x.view(torch.int32))
     # the bf16 half is the fp32 value truncated: never more than one bf16 step away, never past it
     finite = x.isfinite() & (x.abs() > 1e-37)  # normal numbers
     err = (x - hi.float())[finite]
