@@ -84,16 +84,22 @@ class Embedding(nn.Module):
         return F.embedding(ids, self.weight, self.padding_idx)
 
 
+def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float):
+    """weight * (x / rms(x)) and 1/rms(x); in fp32, cast back to x's dtype as transformers does."""
+    rstd = torch.rsqrt(x.float().pow(2).mean(-1, keepdim=True) + eps)
+    return weight * (x.float() * rstd).to(x.dtype), rstd
+
+
 class RMSNormFunction(torch.autograd.Function):
-    """weight * (x / rms(x)), computed in fp32 and cast back as transformers does, keeping only
-    x and 1/rms(x) for the backward pass. Plain autograd keeps four (tokens x hidden) tensors
-    per norm, two of them fp32: about a third of a training step's activation memory."""
+    """`rms_norm` keeping only x and 1/rms(x) for the backward pass. Plain autograd keeps four
+    (tokens x hidden) tensors per norm, two of them fp32: about a third of a training step's
+    activation memory."""
 
     @staticmethod
     def forward(ctx, x, weight, eps):
-        rstd = torch.rsqrt(x.float().pow(2).mean(-1, keepdim=True) + eps)
+        y, rstd = rms_norm(x, weight, eps)
         ctx.save_for_backward(x, weight, rstd)
-        return weight * (x.float() * rstd).to(x.dtype)
+        return y
 
     @staticmethod
     def backward(ctx, grad_y):
@@ -114,8 +120,7 @@ class RMSNorm(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if torch.is_grad_enabled():
             return RMSNormFunction.apply(x, self.weight, self.eps)
-        rstd = torch.rsqrt(x.float().pow(2).mean(-1, keepdim=True) + self.eps)
-        return self.weight * (x.float() * rstd).to(x.dtype)
+        return rms_norm(x, self.weight, self.eps)[0]
 
 
 def rotate_half(x: torch.Tensor) -> torch.Tensor:
