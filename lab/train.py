@@ -200,16 +200,14 @@ def train(model, tokenizer, data: list[Conversation], cfg: TrainConfig | None = 
             for m in micro:
                 m = {k: v.to(device, non_blocking=True) for k, v in m.items()}
                 # forward: NLL of each response token given everything before it
-                nll, _ = token_nll(model, **m)                   # (N,) one value per trained token
+                nll, _ = token_nll(model, **m, accumulate=True)  # (N,) one value per trained token
                 loss = nll.sum() / n_step                        # mean over the whole step's tokens
-                release_free_memory()                            # the forward's temporaries
                 # backward
                 loss.backward()
-                release_free_memory()                            # the activations just freed
                 loss_sum += loss.item()
                 tokens += int(m["attention_mask"].sum())
-            weights.step(lr)                                     # clip, update, clear
-            release_free_memory()
+            weights.step(lr)                                     # clip, update, zero the grads
+            release_free_memory()                                # once a step: see its docstring
             step += 1
             trained += n_step
             elapsed = time.perf_counter() - t0

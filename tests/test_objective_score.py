@@ -1,6 +1,7 @@
 """The objective equals a hand computation from full logits; scoring follows it."""
 import math
 
+import pytest
 import torch
 import torch.nn.functional as F
 
@@ -54,9 +55,11 @@ def test_token_probabilities(tiny):
                         rel_tol=1e-4)
 
 
-def test_gradients_equal_transformers_plain_autograd(tiny, tmp_path, monkeypatch):
+@pytest.mark.parametrize("accumulate", [False, True])
+def test_gradients_equal_transformers_plain_autograd(tiny, tmp_path, monkeypatch, accumulate):
     """The lab's memory-lean backward (chunked output layer + loss, recomputed SwiGLU) gives the
-    gradients of transformers' LlamaForCausalLM with full logits and plain cross-entropy."""
+    gradients of transformers' LlamaForCausalLM with full logits and plain cross-entropy.
+    accumulate: the output layer adds into gradients already there, as autograd does."""
     from transformers import AutoModelForCausalLM
 
     from lab import objective
@@ -67,8 +70,11 @@ def test_gradients_equal_transformers_plain_autograd(tiny, tmp_path, monkeypatch
     save_model(model, tok, tmp_path / "m")
     hf = AutoModelForCausalLM.from_pretrained(tmp_path / "m")
     model.train(), hf.train()
+    if accumulate:  # gradients of an earlier micro-batch
+        for p in [*model.parameters(), *hf.parameters()]:
+            p.grad = torch.full_like(p, 0.5)
     batch = collate([encode(c, tok) for c in CONVS], tok.pad_token_id)
-    nll, _ = token_nll(model, **batch)
+    nll, _ = token_nll(model, **batch, accumulate=accumulate)
     nll.mean().backward()
     logits = hf(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
     ref = F.cross_entropy(logits[:, :-1].flatten(0, 1), batch["labels"][:, 1:].flatten(), ignore_index=IGNORE)
