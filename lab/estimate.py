@@ -107,7 +107,8 @@ def memory_gb(params: int, model, batch_size: int, seq_len: int, trained_per_row
     rows = max(1, min(batch_size, micro // max(1, seq_len)))
     act_bytes = _ACT_BYTES if bf16 else 2 * _ACT_BYTES
     activations = cfg.num_hidden_layers * rows * seq_len * cfg.hidden_size * act_bytes
-    logits = min(rows * trained_per_row, CHUNK) * cfg.vocab_size * 4 * 3  # a slice, fp32, x3
+    trained = rows * trained_per_row                   # d loss / d logits, kept, + an fp32 slice
+    logits = (trained * (2 if bf16 else 4) + min(trained, CHUNK) * 4) * cfg.vocab_size
     return (states + activations + logits) / 1e9 + OVERHEAD_GB
 
 

@@ -76,11 +76,12 @@ def test_cost_formulas_on_literal_numbers():
     assert seconds_for(tokens=1000, params=1_000_000, gflops=100.0, efficiency=0.5) == pytest.approx(0.12)
     shape = NS(config=NS(num_hidden_layers=2, hidden_size=64, vocab_size=1000))
     # fp32: 20 bytes/param + activations of one 256-token micro-batch (2 rows of 128) at 48 bytes
-    # + a slice of logits (2 rows x 64 trained) x 12 bytes + 0.3 GB runtime
-    want = (20e6 + 2 * 2 * 128 * 64 * 48 + 2 * 64 * 1000 * 12) / 1e9 + 0.3
+    # + the logits' gradient (2 rows x 64 trained, 4 bytes) and a slice of fp32 logits + 0.3 GB
+    want = (20e6 + 2 * 2 * 128 * 64 * 48 + 2 * 64 * 1000 * (4 + 4)) / 1e9 + 0.3
     assert memory_gb(1_000_000, shape, batch_size=8, seq_len=128, trained_per_row=64) == pytest.approx(want)
-    # bf16: 18 bytes/param, 512-token micro-batches (4 rows) at 24 bytes, slice capped at 128 rows
-    want = (18e6 + 2 * 4 * 128 * 64 * 24 + 128 * 1000 * 12) / 1e9 + 0.3
+    # bf16: 18 bytes/param, 512-token micro-batches (4 rows) at 24 bytes, the logits' gradient
+    # of 4 x 64 rows in bf16, an fp32 slice capped at 128 rows
+    want = (18e6 + 2 * 4 * 128 * 64 * 24 + 4 * 64 * 1000 * 2 + 128 * 1000 * 4) / 1e9 + 0.3
     assert memory_gb(1_000_000, shape, 8, 128, 64, bf16=True) == pytest.approx(want)
     assert steps_for(45, TrainConfig(epochs=2, batch_size=8)) == (6, 12)
     assert steps_for(45, TrainConfig(epochs=2, batch_size=8, max_steps=3)) == (6, 3)
