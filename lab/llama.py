@@ -178,22 +178,24 @@ class CausalAttention(torch.autograd.Function):
     """
 
     @staticmethod
-    def _probs(qg, k, lse, scale):
+    def _scores(qg, k):
+        """Scores in fp32 (at least), the future masked out: (B, KV, G*T, T)."""
         t = k.shape[2]
-        acc = torch.promote_types(qg.dtype, torch.float32)           # softmax in fp32 at least
-        s = (qg @ k.transpose(-1, -2)).to(acc).mul_(scale)           # (B, KV, G*T, T)
+        s = (qg @ k.transpose(-1, -2)).to(torch.promote_types(qg.dtype, torch.float32))
         future = torch.ones(t, t, dtype=torch.bool, device=s.device).triu_(1)
-        s.masked_fill_(future.repeat(qg.shape[2] // t, 1), float("-inf"))
-        if lse is None:
-            lse = torch.logsumexp(s, dim=-1, keepdim=True)
-        return s.sub_(lse).exp_(), lse
+        return s.masked_fill_(future.repeat(qg.shape[2] // t, 1), float("-inf"))
 
     @staticmethod
     def forward(ctx, q, k, v, scale):
         b, h, t, d = q.shape
-        qg = q.reshape(b, k.shape[1], h // k.shape[1] * t, d)      # the group's queries in rows
-        p, lse = CausalAttention._probs(qg, k, None, scale)
-        out = p.to(q.dtype) @ v
+        # the scale goes on q (T x D) rather than on every score (T x T); grouped queries in rows
+        qg = (q * scale).reshape(b, k.shape[1], h // k.shape[1] * t, d)
+        s = CausalAttention._scores(qg, k)
+        top = s.amax(-1, keepdim=True)
+        p = s.sub_(top).exp_()                           # softmax in place: one exp per score
+        total = p.sum(-1, keepdim=True)
+        out = p.div_(total).to(q.dtype) @ v
+        lse = total.log_().add_(top)
         ctx.save_for_backward(qg, k, v, out, lse)
         ctx.scale, ctx.shape = scale, q.shape
         return out.view(b, h, t, d)
@@ -202,11 +204,11 @@ class CausalAttention(torch.autograd.Function):
     def backward(ctx, grad_out):
         qg, k, v, out, lse = ctx.saved_tensors
         dout = grad_out.reshape(out.shape)
-        p, _ = CausalAttention._probs(qg, k, lse, ctx.scale)
+        p = CausalAttention._scores(qg, k).sub_(lse).exp_()  # the forward's probabilities
         dv = p.to(v.dtype).transpose(-1, -2) @ dout
         delta = (dout.to(p.dtype) * out.to(p.dtype)).sum(-1, keepdim=True)
-        ds = p.mul_((dout @ v.transpose(-1, -2)).to(p.dtype).sub_(delta)).mul_(ctx.scale).to(qg.dtype)
-        dq = (ds @ k).view(ctx.shape)
+        ds = p.mul_((dout @ v.transpose(-1, -2)).to(p.dtype).sub_(delta)).to(qg.dtype)
+        dq = (ds @ k).mul_(ctx.scale).view(ctx.shape)
         dk = ds.transpose(-1, -2) @ qg
         return dq, dk, dv, None
 
