@@ -73,7 +73,12 @@ class Linear(nn.Module):
 
 class Embedding(nn.Module):
     """Token embeddings. As in transformers, the pad token's row gets no gradient from its uses
-    as an input (`padding_idx`); with SmolLM2 that row is also <|im_end|>'s."""
+    as an input (`padding_idx`); with SmolLM2 that row is also <|im_end|>'s.
+
+    Where the weight already has a gradient (as in training, see `precision.MasterWeights`),
+    the lookup asks for a sparse one, one row per token, which autograd adds into it in place:
+    the dense default is a zero-filled (vocabulary x hidden) tensor per forward (56 MB for
+    SmolLM2 in bf16, 20 ms to fill and add; the sparse one 0.3 ms)."""
 
     def __init__(self, n: int, dim: int, padding_idx: int | None = None, device=None):
         super().__init__()
@@ -81,7 +86,8 @@ class Embedding(nn.Module):
         self.padding_idx = padding_idx
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
-        return F.embedding(ids, self.weight, self.padding_idx)
+        sparse = self.weight.grad is not None and torch.is_grad_enabled()
+        return F.embedding(ids, self.weight, self.padding_idx, sparse=sparse)
 
 
 def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float):
