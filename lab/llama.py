@@ -265,12 +265,11 @@ class SwiGLU(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_out):
         x, w_gate, w_up, w_down, gate, up = ctx.saved_tensors
-        sig = torch.sigmoid(gate)
-        act = gate * sig                                  # silu(gate)
+        act = F.silu(gate)
         grad_h = grad_out @ w_down                        # d out / d (act * up)
         grad_w_down = grad_out.flatten(0, -2).T @ (act * up).flatten(0, -2)
         grad_up = grad_h * act
-        grad_gate = grad_h * up * sig * (1 + gate * (1 - sig))
+        grad_gate = torch.ops.aten.silu_backward(grad_h * up, gate)  # one fused pass
         grad_x = grad_gate @ w_gate + grad_up @ w_up
         grad_w_gate = grad_gate.flatten(0, -2).T @ x.flatten(0, -2)
         grad_w_up = grad_up.flatten(0, -2).T @ x.flatten(0, -2)
