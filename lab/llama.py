@@ -91,9 +91,11 @@ class Embedding(nn.Module):
 
 
 def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float):
-    """weight * (x / rms(x)) and 1/rms(x); in fp32, cast back to x's dtype as transformers does."""
-    rstd = torch.rsqrt(x.float().pow(2).mean(-1, keepdim=True) + eps)
-    return weight * (x.float() * rstd).to(x.dtype), rstd
+    """weight * (x / rms(x)) and 1/rms(x); in fp32, cast back to x's dtype as transformers does.
+    Each pass reads x as it is and writes the result in its final dtype: 3 passes, not 6."""
+    rstd = torch.linalg.vector_norm(x, dim=-1, keepdim=True, dtype=torch.float32)
+    rstd = rstd.square_().div_(x.shape[-1]).add_(eps).rsqrt_()
+    return torch.mul(x, rstd, out=torch.empty_like(x)).mul_(weight), rstd
 
 
 class RMSNormFunction(torch.autograd.Function):
@@ -110,11 +112,12 @@ class RMSNormFunction(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_y):
         x, weight, rstd = ctx.saved_tensors
-        normed = x.float() * rstd
+        normed = x * rstd                                  # fp32
         grad_w = (grad_y * normed.to(x.dtype)).flatten(0, -2).sum(0, dtype=torch.float32)
-        g = (grad_y * weight).float()
-        grad_x = rstd * (g - normed * (g * normed).mean(-1, keepdim=True))
-        return grad_x.to(x.dtype), grad_w.to(weight.dtype), None
+        g = grad_y * weight.float()                        # fp32
+        dot = torch.linalg.vecdot(g, normed).div_(x.shape[-1]).unsqueeze(-1)
+        grad_x = torch.addcmul(g, normed, dot, value=-1)   # g - normed * mean(g * normed)
+        return torch.mul(grad_x, rstd, out=torch.empty_like(x)), grad_w.to(weight.dtype), None
 
 
 class RMSNorm(nn.Module):
