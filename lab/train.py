@@ -204,6 +204,8 @@ def train(model, tokenizer, data: list[Conversation], cfg: TrainConfig | None = 
                 loss = nll.sum() / n_step                        # mean over the whole step's tokens
                 # backward
                 loss.backward()
+                if not weights.split:  # fp32: heap trimmed per micro-batch too, to stay under 3 GB
+                    release_free_memory()
                 loss_sum += loss.item()
                 tokens += int(m["attention_mask"].sum())
             weights.step(lr)                                     # clip, update, zero the grads
