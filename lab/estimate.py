@@ -7,7 +7,8 @@ fp32 rate, measured with `bench.train_vs_trl`), gives seconds; once a run has me
 speed, that speed is the better guide. Memory, as `lab.precision` and `lab.train` hold it:
 weights, gradients and AdamW's two moments (16 bytes per parameter in fp32, 14 in bf16), the
 untouched base copy the session keeps (4 bytes per parameter), the activations of one
-micro-batch kept for the backward pass, one slice of output-layer logits, and the runtime.
+micro-batch kept for the backward pass, the gradient of its trained tokens' logits with one
+fp32 slice of logits, and the runtime.
 
 >>> from types import SimpleNamespace as NS
 >>> shape = NS(config=NS(num_hidden_layers=2, hidden_size=64, vocab_size=1000))

@@ -132,9 +132,11 @@ class RMSNorm(nn.Module):
         return rms_norm(x, self.weight, self.eps)[0]
 
 
-def rotate_half(x: torch.Tensor) -> torch.Tensor:
+def rotary(x: torch.Tensor, cos: torch.Tensor, signed_sin: torch.Tensor) -> torch.Tensor:
+    """Rotary position embedding: x * cos + rotate_half(x) * sin, as transformers computes it,
+    with rotate_half's minus sign kept in `signed_sin` (-sin, +sin halves): 3 passes, not 5."""
     half = x.shape[-1] // 2
-    return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
+    return torch.addcmul(x * cos, torch.cat((x[..., half:], x[..., :half]), dim=-1), signed_sin)
 
 
 class KVCache:
@@ -238,8 +240,7 @@ class Attention(nn.Module):
         q = self.q_proj(x).view(b, t, self.heads, self.head_dim).transpose(1, 2)
         k = self.k_proj(x).view(b, t, self.kv_heads, self.head_dim).transpose(1, 2)
         v = self.v_proj(x).view(b, t, self.kv_heads, self.head_dim).transpose(1, 2)
-        q = q * cos + rotate_half(q) * sin
-        k = k * cos + rotate_half(k) * sin
+        q, k = rotary(q, cos, sin), rotary(k, cos, sin)
         if cache is not None:
             k, v = cache.add(layer, k, v)
         gqa = self.heads != self.kv_heads
@@ -326,9 +327,9 @@ class Decoder(nn.Module):
         if position_ids is None:
             position_ids = torch.arange(past, past + t, device=input_ids.device).expand(b, t)
         freqs = position_ids[:, :, None].float() * self.inv_freq[None, None, :]   # (B, T, D/2)
-        emb = torch.cat((freqs, freqs), dim=-1)[:, None]                          # (B, 1, T, D)
         x = self.embed_tokens(input_ids)
-        cos, sin = emb.cos().to(x.dtype), emb.sin().to(x.dtype)
+        cos = freqs.cos().repeat(1, 1, 2)[:, None].to(x.dtype)                  # (B, 1, T, D)
+        sin = torch.cat((-freqs.sin(), freqs.sin()), dim=-1)[:, None].to(x.dtype)  # signed
         for i, layer in enumerate(self.layers):
             x = layer(x, cos, sin, mask, cache, i)
         if cache is not None:
