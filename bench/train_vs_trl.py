@@ -5,10 +5,11 @@ input as prompt, output as response), 1 epoch, batch 8, max length 256, lr 5e-5 
 warmup), completion-only loss. Held-out NLL on the next 16 seed tasks, scored by one function.
 
 Each trainer runs in its own process (fresh memory peak, same threads), one after another,
-in one invocation: ratios between them are what count on a shared machine.
+in one invocation, over `--rounds` rounds: ratios between them are what count on a shared
+machine, and each job's fastest run is its row (every run is kept).
 
-    python -m bench.train_vs_trl                 # lab, TRL fp32, TRL bf16
-    python -m bench.train_vs_trl --jobs lab trl-fp32
+    python -m bench.train_vs_trl                 # lab, TRL fp32, TRL bf16, two rounds
+    python -m bench.train_vs_trl --jobs lab trl-bf16 --rounds 3
 """
 from __future__ import annotations
 
@@ -125,9 +126,27 @@ def run_child(job: str) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def timed_run(job: str, n_params: int) -> dict:
+    """One child run of `job`, with the machine's matmul peak measured right before and after it
+    (the machine's speed drifts; the job is compared with the higher of the two)."""
+    before = matmul_peak()
+    r = run_child(job)
+    after = matmul_peak()
+    peak = {k: max(before[k], after[k]) for k in before}
+    r["matmul_peak_gflops"] = {"before": before, "after": after}
+    r["tokens_per_second"] = r["tokens"] / r["seconds"]
+    r["gflops"] = 6 * n_params * r["tokens"] / r["seconds"] / 1e9  # conventional 6·N·D
+    r["fraction_of_fp32_peak"] = r["gflops"] / peak["fp32"]
+    r["fraction_of_bf16_peak"] = r["gflops"] / peak["bf16"]
+    r["date"] = time.strftime("%Y-%m-%d %H:%M")
+    return r
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--jobs", nargs="+", default=list(JOBS), choices=list(JOBS))
+    p.add_argument("--rounds", type=int, default=2,
+                   help="run the jobs in turn this many times; each job's row is its fastest run")
     p.add_argument("--child", choices=list(JOBS))
     p.add_argument("--merge", action="store_true",
                    help="keep the other jobs of the last results file (each job keeps its date)")
@@ -145,24 +164,21 @@ def main() -> None:
     old = RESULTS / "train_vs_trl.json"
     if args.merge and old.is_file():
         rows = json.loads(old.read_text())["jobs"]
-    peaks = []
-    for job in args.jobs:
-        print(f"running {job} ...", file=sys.stderr, flush=True)
-        # the machine's speed drifts (shared host): measure its peak right before and after
-        # each job and compare with the higher of the two
-        before = matmul_peak()
-        r = run_child(job)
-        after = matmul_peak()
-        peak = {k: max(before[k], after[k]) for k in before}
-        peaks.append(peak)
-        r["matmul_peak_gflops"] = {"before": before, "after": after}
-        r["tokens_per_second"] = r["tokens"] / r["seconds"]
-        r["gflops"] = 6 * n_params * r["tokens"] / r["seconds"] / 1e9  # conventional 6·N·D
-        r["fraction_of_fp32_peak"] = r["gflops"] / peak["fp32"]
-        r["fraction_of_bf16_peak"] = r["gflops"] / peak["bf16"]
-        r["date"] = time.strftime("%Y-%m-%d %H:%M")
-        rows[job] = r
-        print(json.dumps({job: r}), file=sys.stderr, flush=True)
+    # Alternating the jobs over several rounds gives each the machine's fast and slow spells
+    # alike; the fastest run of each is what the job costs on this machine (as the matmul peak
+    # is the fastest product), and every run is kept in the row's "runs".
+    runs = {job: [] for job in args.jobs}
+    for round_ in range(args.rounds):
+        for job in args.jobs:
+            print(f"round {round_ + 1}/{args.rounds}: {job} ...", file=sys.stderr, flush=True)
+            runs[job].append(timed_run(job, n_params))
+            print(json.dumps({job: runs[job][-1]}), file=sys.stderr, flush=True)
+    for job, done in runs.items():
+        best = min(done, key=lambda r: r["seconds"])
+        rows[job] = {**best, "runs": [{k: r[k] for k in ("seconds", "fraction_of_bf16_peak",
+                                                          "peak_rss_gb", "date")} for r in done]}
+    peaks = [{k: max(r["matmul_peak_gflops"][w][k] for w in ("before", "after"))
+              for k in ("fp32", "bf16")} for r in rows.values()]
     from lab.device import cpu_has_native_bf16
     report = {"date": time.strftime("%Y-%m-%d %H:%M"), "cpu_threads": os.cpu_count(),
               "cpu_native_bf16": cpu_has_native_bf16(),
