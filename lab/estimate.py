@@ -2,7 +2,7 @@
 
 Time: a training step costs about 6 FLOPs per parameter per token (2 forward, 4 backward).
 Dividing by the machine's measured fp32 matmul rate, times the share of it the lab's trainer
-reaches (`EFFICIENCY`: about half in fp32; in bf16, on hardware that has it, about 0.9 of the
+reaches (`EFFICIENCY`: about half in fp32; in bf16, on hardware that has it, about 1.2 times the
 fp32 rate, measured with `bench.train_vs_trl`), gives seconds; once a run has measured its own
 speed, that speed is the better guide. Memory, as `lab.precision` and `lab.train` hold it:
 weights, gradients and AdamW's two moments (16 bytes per parameter in fp32, 14 in bf16), the
@@ -31,7 +31,7 @@ from .objective import CHUNK
 from .records import Conversation
 from .train import TrainConfig, micro_batch_tokens, split_eval
 
-EFFICIENCY = {False: 0.5, True: 0.9}  # training speed / fp32 matmul rate, in fp32 and in bf16
+EFFICIENCY = {False: 0.5, True: 1.2}  # training speed / fp32 matmul rate, in fp32 and in bf16
 OVERHEAD_GB = 0.3       # Python, torch and tokenizer runtime
 _ACT_BYTES = 24         # bf16 bytes kept per token per layer per hidden unit (measured, SmolLM2)
 
