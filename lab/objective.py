@@ -64,7 +64,7 @@ class LinearNLL(torch.autograd.Function):
             grad_h = ((dlogits @ weight.to(ctx.dtype)).float() * scale).to(h.dtype)
         if ctx.needs_input_grad[1]:
             hs = (h.float() * scale).to(ctx.dtype)        # the scale on h: (rows x hidden), small
-            if ctx.accumulate and weight.dtype == ctx.dtype:
+            if ctx.accumulate and weight.is_leaf and weight.dtype == ctx.dtype:
                 if weight.grad is None:
                     weight.grad = torch.zeros_like(weight)
                 weight.grad.addmm_(dlogits.T, hs)         # no (vocabulary x hidden) temporary

@@ -77,6 +77,39 @@ def test_weights_come_back_fp32_and_unchanged_after_an_error(tiny):
     assert (model.lm_head.weight is model.model.embed_tokens.weight) == tied
 
 
+def test_split_failing_midway_leaves_the_model_as_it_was(tiny, monkeypatch):
+    import lab.precision as precision
+
+    model, _ = tiny
+    before = [p.detach().clone() for p in model.parameters()]
+    calls = []
+
+    def failing_split(*args):
+        calls.append(1)
+        if len(calls) == 5:
+            raise MemoryError("simulated")
+        _split(*args)
+
+    monkeypatch.setattr(precision, "_split", failing_split)
+    with pytest.raises(MemoryError):
+        with MasterWeights(model, torch.bfloat16, lr=1e-3):
+            pass
+    assert all(p.dtype == torch.float32 and p.grad is None for p in model.parameters())
+    assert all(torch.equal(p, b) for p, b in zip(model.parameters(), before))
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float64])
+def test_plain_path_keeps_the_weights_dtype(tiny, dtype):
+    """Without the split (weights not fp32, or no bf16 hardware) AdamW runs in the weights' dtype."""
+    model, _ = tiny
+    model.to(dtype)
+    with MasterWeights(model, torch.bfloat16, lr=1e-3) as w:
+        assert not w.split
+        _set_grads(w.params)
+        w.step(1e-3)
+    assert all(p.dtype == dtype and p.grad is None for p in model.parameters())
+
+
 def test_fp32_path_is_plain_adamw(tiny):
     model, _ = tiny
     ref = [p.detach().clone().requires_grad_() for p in model.parameters()]
