@@ -357,7 +357,8 @@ class Decoder(nn.Module):
         freqs = position_ids[:, :, None].float() * self.inv_freq[None, None, :]   # (B, T, D/2)
         x = self.embed_tokens(input_ids)
         cos = freqs.cos().repeat(1, 1, 2)[:, None].to(x.dtype)                  # (B, 1, T, D)
-        sin = torch.cat((-freqs.sin(), freqs.sin()), dim=-1)[:, None].to(x.dtype)  # signed
+        sin = freqs.sin()
+        sin = torch.cat((-sin, sin), dim=-1)[:, None].to(x.dtype)               # signed
         for i, layer in enumerate(self.layers):
             x = layer(x, cos, sin, mask, cache, i)
         if cache is not None:

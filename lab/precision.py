@@ -100,10 +100,8 @@ class MasterWeights:
             return torch.zeros(p.shape, dtype=dtype, device=p.device)
 
         with torch.no_grad():
-            # fp32 moments over bf16 weights; in the same dtype as the weights otherwise
-            moment = torch.float32 if self.split else None
-            self.moments = [(zeros(p, moment or p.dtype), zeros(p, moment or p.dtype))
-                            for p in self.params]
+            # in the weights' dtype, taken before any split: fp32 masters get fp32 moments
+            self.moments = [(zeros(p, p.dtype), zeros(p, p.dtype)) for p in self.params]
             grads = [zeros(p, torch.bfloat16 if self.split else p.dtype) for p in self.params]
             try:
                 for p, grad in zip(self.params, grads):
