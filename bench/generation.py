@@ -24,7 +24,7 @@ N_PROMPTS, NEW_TOKENS = 8, 64
 def main() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from lab.atomic import write_json
-    from lab.device import set_threads
+    from lab.engine.device import set_threads
     from lab.generate import GenConfig, generate, stop_ids
     from lab.models import load_model
 

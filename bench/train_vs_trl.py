@@ -41,7 +41,7 @@ def matmul_peak() -> dict:
     products of large square matrices (the best, since a peak is what the hardware can do)."""
     import torch
 
-    from lab.device import cpu_has_native_bf16, set_threads
+    from lab.engine.device import cpu_has_native_bf16, set_threads
 
     set_threads()
     out = {}
@@ -179,7 +179,7 @@ def main() -> None:
                                                           "peak_rss_gb", "date")} for r in done]}
     peaks = [{k: max(r["matmul_peak_gflops"][w][k] for w in ("before", "after"))
               for k in ("fp32", "bf16")} for r in rows.values()]
-    from lab.device import cpu_has_native_bf16
+    from lab.engine.device import cpu_has_native_bf16
     report = {"date": time.strftime("%Y-%m-%d %H:%M"), "cpu_threads": os.cpu_count(),
               "cpu_native_bf16": cpu_has_native_bf16(),
               "matmul_peak_gflops": {k: max(p[k] for p in peaks) for k in peaks[0]}, "jobs": rows}

@@ -1,6 +1,7 @@
 """Atomic writes: write beside the target, flush to disk, then rename over it.
 
 A crash at any moment leaves either the old file or the new one, never half of either.
+Files and folders get the permissions the user's umask gives (`tempfile` makes them private).
 """
 from __future__ import annotations
 
@@ -9,6 +10,21 @@ import os
 import tempfile
 from pathlib import Path
 from typing import Iterable
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)  # reading the umask means setting it; put it straight back
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _umask()
+
+
+def normal_permissions(path: str | os.PathLike) -> None:
+    """Give a file (0666) or folder (0777) made by `tempfile` the user's usual permissions."""
+    base = 0o777 if os.path.isdir(path) else 0o666
+    os.chmod(path, base & ~_UMASK)
 
 
 def write_text(path: str | os.PathLike, text: str) -> Path:
@@ -21,6 +37,7 @@ def write_text(path: str | os.PathLike, text: str) -> Path:
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
+        normal_permissions(tmp)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -94,11 +94,14 @@ class _Bar:
 def cmd_train(args) -> int:
     from .train import TrainConfig, train
 
+    from .runs import check_free
+
     data = _read(args.data, trainable=True)
     eval_data = _read(args.eval, trainable=True) if args.eval else None
+    check_free(args.out, overwrite=args.overwrite)  # before the model is loaded
     cfg = TrainConfig(epochs=args.epochs, max_steps=args.max_steps, lr=args.lr,
                       batch_size=args.batch_size, max_length=args.max_length, seed=args.seed,
-                      completion_only=not args.full_loss)
+                      completion_only=not args.full_loss, eval_split=args.eval_split)
     from .models import load_model
 
     _quiet_transformers()
@@ -107,7 +110,7 @@ def cmd_train(args) -> int:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # notes on truncation are in the validate command
         result = train(model, tok, data, cfg, eval_data=eval_data, callbacks=[_Bar()],
-                       out_dir=args.out)
+                       out_dir=args.out, overwrite=args.overwrite)
     print(json.dumps(result.summary()))
     return 0
 
@@ -156,9 +159,9 @@ def cmd_validate(args) -> int:
 
 
 def cmd_runs(args) -> int:
-    from .experiments import load_cards
+    from .runs import list_runs
 
-    cards = load_cards(args.dir)
+    cards = list_runs(args.dir)
     if args.json:
         for c in cards:
             print(json.dumps({k: v for k, v in c.items() if k != "traceback"}))
@@ -166,18 +169,18 @@ def cmd_runs(args) -> int:
     if not cards:
         print(f"no runs under {args.dir}", file=sys.stderr)
         return 0
-    print(f"{'run':40} {'status':9} {'examples':>8} {'steps':>5} {'loss':>7} {'eval_nll':>8}  finished")
+    print(f"{'run':40} {'status':11} {'examples':>8} {'steps':>5} {'loss':>7} {'eval_nll':>8}  finished")
     for c in cards:
         def num(key):
             v = c.get(key)
             return f"{v:.4f}" if isinstance(v, (int, float)) else "-"
-        print(f"{c['path']:40} {c.get('status', 'done'):9} {c.get('n_examples', '-')!s:>8} "
+        print(f"{c['path']:40} {c.get('status', 'done'):11} {c.get('n_examples', '-')!s:>8} "
               f"{c.get('steps', '-')!s:>5} {num('final_loss'):>7} {num('eval_nll'):>8}  {c.get('finished_at', '')}")
     return 0
 
 
 def cmd_export_trl(args) -> int:
-    from .export_trl import export_trl
+    from .export.trl import export_trl
 
     try:
         path = export_trl(args.run, args.out, model=args.model)
@@ -189,6 +192,8 @@ def cmd_export_trl(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .config import TrainConfig
+
     p = argparse.ArgumentParser(prog="sft-lab", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -208,12 +213,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("data")
     s.add_argument("--model", default="default")
     s.add_argument("--out", required=True, help="run folder (config, metrics, dataset, model/)")
-    s.add_argument("--epochs", type=float, default=3.0)
-    s.add_argument("--max-steps", type=int, default=None)
-    s.add_argument("--lr", type=float, default=5e-5)
-    s.add_argument("--batch-size", type=int, default=8)
-    s.add_argument("--max-length", type=int, default=256)
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--overwrite", action="store_true", help="replace a finished run in --out")
+    d = TrainConfig()
+    s.add_argument("--epochs", type=float, default=d.epochs)
+    s.add_argument("--max-steps", type=int, default=d.max_steps)
+    s.add_argument("--lr", type=float, default=d.lr)
+    s.add_argument("--batch-size", type=int, default=d.batch_size)
+    s.add_argument("--max-length", type=int, default=d.max_length)
+    s.add_argument("--seed", type=int, default=d.seed)
+    s.add_argument("--eval-split", type=float, default=d.eval_split)
     s.add_argument("--eval", default=None, help="held-out data for eval loss")
     s.add_argument("--full-loss", action="store_true", help="train on every token, not only responses")
     s.set_defaults(func=cmd_train)
@@ -256,7 +264,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except DataError as err:
+    except (DataError, FileExistsError) as err:  # bad data; a finished run in the way
         return _err(str(err))
     except KeyboardInterrupt:
         return _err("interrupted", 130)

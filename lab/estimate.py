@@ -4,7 +4,7 @@ Time: a training step costs about 6 FLOPs per parameter per token (2 forward, 4 
 Dividing by the machine's measured fp32 matmul rate, times the share of it the lab's trainer
 reaches (`EFFICIENCY`: about half in fp32; in bf16, on hardware that has it, about 1.2 times the
 fp32 rate, measured with `bench.train_vs_trl`), gives seconds; once a run has measured its own
-speed, that speed is the better guide. Memory, as `lab.precision` and `lab.train` hold it:
+speed, that speed is the better guide. Memory, as `lab.engine.precision` and `lab.train` hold it:
 weights, gradients and AdamW's two moments (16 bytes per parameter in fp32, 14 in bf16), the
 untouched base copy the session keeps (4 bytes per parameter), the activations of one
 micro-batch kept for the backward pass, the gradient of its trained tokens' logits with one
@@ -20,16 +20,16 @@ fp32 slice of logits, and the runtime.
 from __future__ import annotations
 
 import functools
-import math
 import time
 
 import torch
 
-from .device import autocast_dtype
+from .engine.device import autocast_dtype
 from .masks import encode
 from .objective import CHUNK
 from .records import Conversation
-from .train import TrainConfig, micro_batch_tokens, split_eval
+from .config import TrainConfig, micro_batch_tokens, steps_for
+from .train import split_eval
 
 EFFICIENCY = {False: 0.5, True: 1.2}  # training speed / fp32 matmul rate, in fp32 and in bf16
 OVERHEAD_GB = 0.3       # Python, torch and tokenizer runtime
@@ -55,16 +55,6 @@ def matmul_gflops(n: int = 1024, trials: int = 3, seconds: float = 0.05) -> floa
             count += 1
         best = max(best, 2 * n ** 3 * count / elapsed / 1e9)
     return best
-
-
-def steps_for(n_examples: int, cfg: TrainConfig) -> tuple[int, int]:
-    """(optimiser steps per epoch, total steps) for `n_examples` training examples, as `train` counts.
-
-    >>> steps_for(40, TrainConfig(epochs=2, batch_size=8))
-    (5, 10)
-    """
-    per_epoch = math.ceil(math.ceil(n_examples / cfg.batch_size) / cfg.grad_accum)
-    return per_epoch, cfg.max_steps or max(1, math.ceil(cfg.epochs * per_epoch))
 
 
 def duration(seconds: float) -> str:

@@ -71,7 +71,7 @@ def _generate_batch(model, tokenizer, texts: list[str], cfg: GenConfig,
     shown = [""] * len(rows)
     live = list(range(len(rows)))  # original index of each row still writing
     cache, step_ids = None, ids
-    # several rows: decode on packed weights where the model offers them (lab.llama, CPU)
+    # several rows: decode on packed weights where the model offers them (lab.engine.llama, CPU)
     packing = getattr(model, "packed_weights", None)
     with packing(len(rows)) if packing and len(rows) > 1 else nullcontext():
         for _ in range(cfg.max_new_tokens):

@@ -132,7 +132,7 @@ def prepare_default(progress: Progress | None = None) -> Path:
 
 def _tiny_random(tokenizer, seed: int = 0):
     """A 2-layer Llama with the default tokenizer and random weights: built in a blink."""
-    from . import llama
+    from .engine import llama
 
     cfg = llama.Config(
         model_type="llama", architectures=["LlamaForCausalLM"], vocab_size=len(tokenizer),
@@ -160,8 +160,8 @@ def _not_loadable(name: str, err: Exception) -> ModelError:
 
 def load_tokenizer(name: str = DEFAULT):
     """The tokenizer of `name`: the lab's light class where the folder's tokenizer.json says it
-    all (`lab.tokenizer`), else transformers' `AutoTokenizer`."""
-    from . import tokenizer
+    all (`lab.engine.tokenizer`), else transformers' `AutoTokenizer`."""
+    from .engine import tokenizer
 
     path = resolve(name)
     try:
@@ -178,9 +178,9 @@ def load_tokenizer(name: str = DEFAULT):
 
 
 def _load_folder_or_hub(name: str, path: str, trust_remote_code: bool):
-    """Llama-family folders load into the lab's own class (`lab.llama`), anything else
+    """Llama-family folders load into the lab's own class (`lab.engine.llama`), anything else
     through transformers."""
-    from . import llama
+    from .engine import llama
 
     config = llama.read_config(path)
     if config and llama.supports(config) and (Path(path) / llama.WEIGHTS).is_file():
@@ -205,7 +205,7 @@ def load_model(name: str = DEFAULT, *, device=None, trust_remote_code: bool = Fa
     Names: `default`, `tiny-random`, a local folder with an HF model, or a hub id (safetensors
     only; remote code only when `trust_remote_code=True`). The model is in eval mode, fp32.
     """
-    from .device import pick_device
+    from .engine.device import pick_device
 
     tok = load_tokenizer(name)
     if name == TINY:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .device import autocast_dtype
+from .engine.device import autocast_dtype
 from .masks import IGNORE, Encoded, collate, encode
 from .objective import token_nll
 from .records import Conversation

@@ -1,22 +1,35 @@
-"""A lab session: one base model, its tuned copy, and the runs made in between.
+"""A lab session: one base model, its tuned copy, the runs made in between, one job at a time.
 
 The widgets and notebooks drive this object; it knows nothing of them. The base weights are
 kept untouched, so "reset to base" is a weight copy, not a reload, and base and tuned replies
 can be compared at any time.
+
+One job slot: training, generating, scoring, resetting and the experiments queue each take it
+(`job` in the calling thread, `start_job` for a background thread), so two of them never run
+at once on the same weights. A second job is refused at once with `Busy`, whose one-line
+message names what is running. Inside a job, further calls from the same thread nest freely.
 """
 from __future__ import annotations
 
 import copy
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Callable
 
+from . import runs
+from .config import TrainConfig
 from .generate import GenConfig, generate
 from .models import load_model
 from .records import Conversation
-from .score import Scores, score
-from .train import Callback, TrainConfig, TrainResult, train
+from .score import Scores, score, token_probabilities
+from .train import Callback, TrainResult, train
+
+
+class Busy(RuntimeError):
+    """The session's job slot is taken; the message names the job and what to do."""
 
 
 @dataclass
@@ -36,16 +49,108 @@ def default_runs_dir() -> Path:
 
 
 class Session:
-    """Base model + tuned model + history of runs. Thread-safe for one trainer at a time."""
+    """Base model + tuned model + history of runs, behind one job slot."""
 
     def __init__(self, model: str = "default", *, runs_dir: str | Path | None = None):
         self.model_name = model
         self.base, self.tokenizer = load_model(model)
         self.tuned = None                     # a trained copy of base; None until the first run
+        self.tuned_from: str | None = None    # the run whose weights `tuned` holds, if any
         self.runs: list[Run] = []
         self.runs_dir = Path(runs_dir) if runs_dir else default_runs_dir()
         self._stop = threading.Event()
-        self._lock = threading.Lock()
+        self._guard = threading.Lock()        # protects the three fields below
+        self._owner = None                    # who holds the slot: a thread ident, or a token
+                                              # while a background job is starting
+        self._what: str | None = None
+        self._since = 0.0
+        self._listeners: list[Callable[[], None]] = []
+
+    # -- the job slot -----------------------------------------------------------------------
+    @property
+    def busy(self) -> bool:
+        return self._owner is not None
+
+    @property
+    def current_job(self) -> str | None:
+        """What is running now, for a person ("training run-... in the Train tab"), or None."""
+        return self._what
+
+    def busy_message(self) -> str:
+        what = self._what or "another job"
+        return (f"Busy: {what} is running (for {time.monotonic() - self._since:.0f} s); wait for "
+                "it to finish, or press its Stop.")
+
+    def on_change(self, listener: Callable[[], None]) -> None:
+        """Call `listener()` when a job starts or ends, or the tuned model changes (from the
+        thread that made the change)."""
+        self._listeners.append(listener)
+
+    def _changed(self) -> None:
+        for listener in list(self._listeners):
+            listener()
+
+    def describe(self, what: str) -> None:
+        """Update the running job's description (e.g. its progress)."""
+        if self._owner is not None:
+            self._what = what
+
+    def _claim(self, what: str, owner) -> bool:
+        """Take the slot for `owner`; False when this thread holds it already (a nested job)."""
+        with self._guard:
+            if self._owner == owner:
+                return False
+            if self._owner is not None:
+                raise Busy(self.busy_message())
+            self._owner, self._what, self._since = owner, what, time.monotonic()
+            self._stop.clear()
+        self._changed()
+        return True
+
+    def _release(self) -> None:
+        with self._guard:
+            self._owner = self._what = None
+        self._changed()
+
+    @contextmanager
+    def job(self, what: str):
+        """Hold the job slot for the block (nested calls from the same thread pass through)."""
+        outer = self._claim(what, threading.get_ident())
+        try:
+            yield self
+        finally:
+            if outer:
+                self._release()
+
+    def start_job(self, what: str, fn: Callable, *args, name: str = "sftlab-job") -> threading.Thread:
+        """Claim the slot now (`Busy` if it is taken) and run `fn(*args)` in a background
+        thread that holds it until `fn` returns."""
+        self._claim(what, object())
+
+        def run():
+            with self._guard:
+                self._owner = threading.get_ident()
+            try:
+                fn(*args)
+            finally:
+                self._release()
+
+        thread = threading.Thread(target=run, name=name, daemon=True)
+        try:
+            thread.start()
+        except BaseException:
+            self._release()
+            raise
+        return thread
+
+    def stop(self) -> None:
+        """Ask the running job (a training run, the experiments queue) to end after its
+        current step; the model keeps what it learned."""
+        self._stop.set()
+
+    @property
+    def stop_event(self) -> threading.Event:
+        return self._stop
 
     # -- models -----------------------------------------------------------------------------
     @property
@@ -55,60 +160,106 @@ class Session:
 
     def reset_to_base(self) -> None:
         """Forget all training: the tuned model becomes a fresh copy of the base weights."""
-        if self.tuned is not None:
-            self.tuned.load_state_dict(self.base.state_dict())
+        with self.job("resetting the tuned model to the base"):
+            if self.tuned is not None:
+                self.tuned.load_state_dict(self.base.state_dict())
+            self.tuned_from = None
+        self._changed()
+
+    def load_run(self, run: str | Path) -> dict:
+        """Make a stored run's model the tuned model (a run folder, or a run's name in the runs
+        folder); return its card. The base model stays as it is."""
+        path = Path(run)
+        if not (path / runs.CONFIG).is_file() and (self.runs_dir / str(run)).is_dir():
+            path = self.runs_dir / str(run)
+        card = runs.read_card(path)
+        if card is None:
+            raise FileNotFoundError(f"{path} is not a run folder (no {runs.CONFIG}); see `sft-lab runs`")
+        model_dir = path / runs.MODEL
+        if not (model_dir / "config.json").is_file():
+            raise FileNotFoundError(f"run {card['name']} has no saved model ({model_dir} is missing): "
+                                    f"it is {card['status']}; train it again")
+        if card.get("model") not in (None, self.model_name, self.base.config.name_or_path):
+            raise ValueError(f"run {card['name']} tuned '{card.get('model')}', but this session's base "
+                             f"model is '{self.model_name}'; load that model first")
+        with self.job(f"loading run {card['name']}"):
+            weights, _ = load_model(str(model_dir), device=next(self.base.parameters()).device)
+            if self.tuned is None:
+                self.tuned = copy.deepcopy(self.base)
+            self.tuned.load_state_dict(weights.state_dict())
+            self.tuned_from = str(path)
+        self._changed()
+        return card
+
+    def stored_runs(self) -> list[dict]:
+        """The cards of the runs in this session's runs folder (earlier kernels' too)."""
+        return runs.list_runs(self.runs_dir)
 
     # -- training ---------------------------------------------------------------------------
-    @property
-    def busy(self) -> bool:
-        return self._lock.locked()
-
-    def stop(self) -> None:
-        """Ask a running `train` to end after its current step (the model stays usable)."""
-        self._stop.set()
-
     def train(self, data: list[Conversation], cfg: TrainConfig | None = None, *,
               eval_data: list[Conversation] | None = None, callbacks: list[Callback] = (),
-              save: bool = True, name: str | None = None, probes: list[str] = ()) -> Run:
-        """Train the tuned model (continuing from its current weights) and record the run."""
-        if not self._lock.acquire(blocking=False):
-            raise RuntimeError("a training run is already in progress in this session; stop it first")
-        try:
-            self._stop.clear()
+              save: bool = True, name: str | None = None, probes: list[str] = ()) -> Run | None:
+        """Train the tuned model (continuing from its current weights) and record the run.
+
+        Returns None when the run was stopped before its first step (nothing changed)."""
+        with self.job(f"training{f' {name}' if name else ''}"):
             if self.tuned is None:
                 self.tuned = copy.deepcopy(self.base)
             name = name or time.strftime("run-%Y%m%d-%H%M%S")
-            out = self.runs_dir / name if save else None
+            out = runs.fresh_dir(self.runs_dir, name) if save else None
             cfg = cfg or TrainConfig()
             result = train(self.tuned, self.tokenizer, data, cfg, eval_data=eval_data,
                            callbacks=callbacks, stop=self._stop, out_dir=out)
-            run = Run(name=name, config=cfg, result=result, n_examples=len(data),
+            if not result.steps:
+                return None
+            run = Run(name=out.name if out else name, config=cfg, result=result, n_examples=len(data),
                       out=str(out) if out else None)
+            self.tuned_from = run.out
             if probes:
-                run.replies = dict(zip(probes, self.reply(list(probes), tuned=True)))
+                self.record_replies(run, dict(zip(probes, self.reply(list(probes), tuned=True))))
             self.runs.append(run)
-            return run
-        finally:
-            self._lock.release()
+        self._changed()
+        return run
+
+    def record_replies(self, run: Run, replies: dict[str, str]) -> None:
+        """Remember the tuned model's replies right after `run` (kept in its run folder too)."""
+        run.replies.update(replies)
+        if run.out:
+            runs.record_replies(run.out, replies)
 
     # -- generation and scoring -------------------------------------------------------------
     def reply(self, prompts: list[str | Conversation], *, tuned: bool = True,
               cfg: GenConfig | None = None, on_token=None) -> list[str]:
-        model = self.model if tuned else self.base
-        return generate(model, self.tokenizer, prompts, cfg, on_token=on_token)
+        with self.job(f"generating {len(prompts)} replies"):
+            model = self.model if tuned else self.base
+            return generate(model, self.tokenizer, prompts, cfg, on_token=on_token)
 
     def compare(self, prompts: list[str | Conversation], cfg: GenConfig | None = None) -> list[dict]:
         """Base and tuned replies to each prompt, decoded with the same settings and seed."""
-        base = self.reply(prompts, tuned=False, cfg=cfg)
-        tuned = self.reply(prompts, tuned=True, cfg=cfg)
+        with self.job(f"comparing {len(prompts)} prompts"):
+            base = self.reply(prompts, tuned=False, cfg=cfg)
+            tuned = self.reply(prompts, tuned=True, cfg=cfg)
         text = [p if isinstance(p, str) else p.prompt for p in prompts]
         return [{"prompt": p, "base": b, "tuned": t} for p, b, t in zip(text, base, tuned)]
 
     def score(self, data: list[Conversation], *, tuned: bool = True, max_length: int = 512) -> Scores:
-        return score(self.model if tuned else self.base, self.tokenizer, data, max_length)
+        with self.job(f"scoring {len(data)} examples"):
+            return score(self.model if tuned else self.base, self.tokenizer, data, max_length)
+
+    def token_probabilities(self, conv: Conversation, *, tuned: bool = True) -> list[tuple[str, float]]:
+        with self.job("scoring a reference answer"):
+            return token_probabilities(self.model if tuned else self.base, self.tokenizer, conv)
+
+    def tuned_differs(self) -> bool:
+        """True when the tuned model is not (any longer) a copy of the base weights."""
+        if self.tuned is None:
+            return False
+        import torch
+
+        return any(not torch.equal(a, b) for a, b in zip(self.tuned.parameters(), self.base.parameters()))
 
     def history(self) -> list[dict]:
-        """One row per run: settings and outcome, for tables."""
+        """One row per run of this session: settings and outcome, for tables."""
         return [{"run": r.name, "examples": r.n_examples, **{k: v for k, v in asdict(r.config).items()
                  if k in ("epochs", "max_steps", "lr", "batch_size", "completion_only")},
                  "steps": r.result.steps, "final_loss": r.result.final_loss,

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from lab import variants as V
+from lab.experiments import variants as V
 from lab.experiments import (
     Queue,
     Variant,
@@ -19,7 +19,7 @@ from lab.experiments import (
     lr_sweep,
     size_sweep,
 )
-from lab.export_trl import export_trl
+from lab.export.trl import export_trl
 from lab.records import Conversation
 from lab.train import TrainConfig
 
@@ -65,10 +65,17 @@ def test_variant_validation_and_sweeps():
     assert dataset_sha256(DATA) == dataset_sha256(list(DATA)) != dataset_sha256(DATA[:3])
 
 
-def test_queue_runs_in_order_survives_a_failure_and_reloads(tiny, tmp_path):
-    model, tok = tiny
+@pytest.fixture()
+def session(tmp_path):
+    from lab.session import Session
+
+    return Session("tiny-random", runs_dir=tmp_path)
+
+
+def test_queue_runs_in_order_survives_a_failure_and_reloads(session, tmp_path):
+    model = session.base
     ends = []
-    q = Queue(model, tok, runs_dir=tmp_path, config=TrainConfig(max_steps=2, batch_size=4),
+    q = Queue(session, config=TrainConfig(max_steps=2, batch_size=4),
               eval_data=DATA[:2], probes=["q1"], on_run_end=lambda name, card: ends.append(name))
     before = {n: p.clone() for n, p in model.named_parameters()}
     q.submit("sizes", DATA, [Variant("n=2", "subsample", 2), Variant("bad", config={"max_length": 1}),
@@ -87,10 +94,9 @@ def test_queue_runs_in_order_survives_a_failure_and_reloads(tiny, tmp_path):
     assert [r["step"] for r in load_curve(good["path"]) if "loss" in r] == [1, 2]
 
 
-def test_queue_stop_cancels_the_rest(tiny, tmp_path):
-    model, tok = tiny
+def test_queue_stop_cancels_the_rest(session, tmp_path):
     started = threading.Event()
-    q = Queue(model, tok, runs_dir=tmp_path, config=TrainConfig(max_steps=200, batch_size=2),
+    q = Queue(session, config=TrainConfig(max_steps=200, batch_size=2),
               on_step=lambda name, info: started.set())
     q.submit("e", DATA, [Variant("a"), Variant("b")])
     q.start()
@@ -99,21 +105,49 @@ def test_queue_stop_cancels_the_rest(tiny, tmp_path):
     q.wait(60)
     assert [j.status for j in q.jobs] == ["stopped", "cancelled"]
     assert (tmp_path / "e" / "a" / "model" / "model.safetensors").is_file()
+    assert not session.busy, "the queue gave the job slot back"
 
 
-def test_runs_cli_lists_cards(tmp_path):
-    (tmp_path / "x").mkdir()
+def test_queue_holds_the_job_slot(session, tmp_path):
+    """While the queue trains, the session refuses other jobs with a line naming the queue."""
+    from lab.session import Busy
+
+    started = threading.Event()
+    q = Queue(session, config=TrainConfig(max_steps=200, batch_size=2),
+              on_step=lambda name, info: started.set())
+    q.submit("e", DATA, [Variant("a")])
+    q.start()
+    assert started.wait(60)
+    for job in (lambda: session.train(DATA), lambda: session.reply(["hi"]), session.reset_to_base):
+        with pytest.raises(Busy, match="experiments queue"):
+            job()
+    q.stop()
+    q.wait(60)
+    assert session.reply(["hi"])  # free again
+
+
+def test_runs_cli_lists_cards_and_interrupted_runs(tmp_path):
+    for name in ("x", "killed"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "config.json").write_text(json.dumps({"model": "tiny-random"}))
     (tmp_path / "x" / "run.json").write_text(json.dumps({"status": "done", "steps": 3, "final_loss": 1.5,
                                                          "finished_at": "2026-01-01T00:00:00"}))
+    (tmp_path / "killed" / "metrics.jsonl").write_text(
+        '{"step": 1, "loss": 2.5, "total_steps": 9}\n{"step": 2, "loss": 2.25, "total_steps": 9}\n{"step": 3, "lo')
     done = subprocess.run([sys.executable, "-m", "lab", "runs", "--dir", str(tmp_path)],
                           capture_output=True, text=True)
-    assert done.returncode == 0 and "1.5000" in done.stdout and "done" in done.stdout
+    assert done.returncode == 0, done.stderr
+    lines = {line.split()[0]: line for line in done.stdout.splitlines()[1:]}
+    assert "1.5000" in lines[str(tmp_path / "x")] and " done " in lines[str(tmp_path / "x")]
+    killed = lines[str(tmp_path / "killed")].split()
+    assert killed[1] == "interrupted" and killed[3] == "2" and killed[4] == "2.2500"
 
 
 @pytest.mark.skipif(shutil.which("trl", path=str(Path(sys.executable).parent)) is None,
                     reason="trl not installed")
 def test_export_trl_config_runs_one_trl_step(tiny, tmp_path):
-    from lab.train import save_model, train
+    from lab.runs import save_model
+    from lab.train import train
 
     model, tok = tiny
     train(model, tok, DATA, TrainConfig(max_steps=1, batch_size=2), out_dir=tmp_path / "run")

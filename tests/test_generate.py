@@ -18,7 +18,7 @@ def test_matches_hf_generate_greedy(tiny, tmp_path):
     prompt alone, on the same weights."""
     from transformers import AutoModelForCausalLM
 
-    from lab.train import save_model
+    from lab.runs import save_model
 
     model, tok = tiny
     save_model(model, tok, tmp_path / "m")

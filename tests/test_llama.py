@@ -5,8 +5,9 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM
 
-from lab import llama, models
-from lab.train import save_model
+from lab import models
+from lab.engine import llama
+from lab.runs import save_model
 
 PAD = 2
 

@@ -15,7 +15,7 @@ def test_tiny_random_uses_the_default_tokenizer(tiny):
 
 
 def test_local_folder_round_trip(tiny, tmp_path):
-    from lab.train import save_model
+    from lab.runs import save_model
 
     model, tok = tiny
     save_model(model, tok, tmp_path / "m")

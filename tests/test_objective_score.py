@@ -63,7 +63,7 @@ def test_gradients_equal_transformers_plain_autograd(tiny, tmp_path, monkeypatch
     from transformers import AutoModelForCausalLM
 
     from lab import objective
-    from lab.train import save_model
+    from lab.runs import save_model
 
     monkeypatch.setattr(objective, "CHUNK", 3)  # several chunks, one of them ragged
     model, tok = tiny

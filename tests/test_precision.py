@@ -3,7 +3,7 @@ import pytest
 import torch
 
 import lab.train as train_module
-from lab.precision import MasterWeights, _join, _split
+from lab.engine.precision import MasterWeights, _join, _split
 from lab.records import Conversation
 from lab.train import TrainConfig, train
 
@@ -78,7 +78,7 @@ def test_weights_come_back_fp32_and_unchanged_after_an_error(tiny):
 
 
 def test_split_failing_midway_leaves_the_model_as_it_was(tiny, monkeypatch):
-    import lab.precision as precision
+    import lab.engine.precision as precision
 
     model, _ = tiny
     before = [p.detach().clone() for p in model.parameters()]
@@ -129,7 +129,7 @@ def test_training_in_bf16_lowers_the_loss_and_leaves_fp32(tiny, monkeypatch):
     """The bf16 path on any machine (where bf16 is emulated it is only slower)."""
     monkeypatch.setattr(train_module, "autocast_dtype", lambda device: torch.bfloat16)
     model, tok = tiny
-    result = train(model, tok, DATA, TrainConfig(max_steps=20, lr=3e-3, warmup_ratio=0))
+    result = train(model, tok, DATA, TrainConfig(max_steps=20, lr=3e-3, warmup_ratio=0, eval_split=0))
     losses = [h["loss"] for h in result.history]
     assert sum(losses[-3:]) / 3 < 0.7 * sum(losses[:3]) / 3
     assert all(p.dtype == torch.float32 and p.grad is None for p in model.parameters())

@@ -2,7 +2,8 @@
 import pytest
 from transformers import AutoTokenizer
 
-from lab import starters, tokenizer
+from lab import starters
+from lab.engine import tokenizer
 from lab.dataio import read_dataset
 from lab.masks import DEFAULT_TEMPLATE, encode, render
 from lab.models import default_model_dir

@@ -35,8 +35,8 @@ def test_loss_falls_and_parameters_change(tiny):
     model, tok = tiny
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
     rec = Recorder()
-    result = train(model, tok, DATA, TrainConfig(max_steps=30, lr=3e-3, batch_size=8, warmup_ratio=0),
-                   callbacks=[rec])
+    result = train(model, tok, DATA, TrainConfig(max_steps=30, lr=3e-3, batch_size=8, warmup_ratio=0,
+                                                 eval_split=0), callbacks=[rec])
     losses = [s.loss for s in rec.steps]
     assert rec.started == (30, 16) and len(losses) == 30 and rec.ended is result
     assert sum(losses[-5:]) / 5 < 0.6 * sum(losses[:5]) / 5
@@ -52,7 +52,8 @@ def test_same_seed_same_run(tiny):
     cfg = TrainConfig(max_steps=4, lr=1e-3, seed=7)
     a = train(*load_model("tiny-random"), DATA, cfg)
     b = train(*load_model("tiny-random"), DATA, cfg)
-    assert [h["loss"] for h in a.history] == [h["loss"] for h in b.history]
+    assert [h["loss"] for h in a.history if "loss" in h] == [h["loss"] for h in b.history if "loss" in h]
+    assert a.eval_loss == b.eval_loss is not None  # the default eval split is seeded too
 
 
 def test_stop_event_leaves_a_usable_saved_model(tiny, tmp_path):
@@ -109,14 +110,68 @@ def test_epochs_and_grad_accum_set_the_step_count(tiny):
                                              ("linear", [0.5, 1.0, 0.75, 0.5]),
                                              ("cosine", [0.5, 1.0, 0.8536, 0.5])])
 def test_lr_schedules(schedule, expect):
-    cfg = TrainConfig(lr=1.0, schedule=schedule, warmup_ratio=0.25)
-    got = [round(lr_at(s, 5, cfg), 4) for s in range(4)]
+    cfg = TrainConfig(lr=0.5, schedule=schedule, warmup_ratio=0.25)
+    got = [round(2 * lr_at(s, 5, cfg), 4) for s in range(4)]
     assert got == expect
 
 
-def test_bad_config_is_refused():
+def test_bad_config_is_refused_with_every_problem_at_once():
     with pytest.raises(ValueError, match="schedule"):
         TrainConfig(schedule="exp")
+    with pytest.raises(ValueError, match="lr must be above 0.*batch_size must be at least 1"):
+        TrainConfig(lr=0, batch_size=0)
+
+
+def test_stop_before_the_first_step_leaves_no_run(tiny, tmp_path):
+    model, tok = tiny
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    stop = threading.Event()
+    stop.set()
+    result = train(model, tok, DATA, TrainConfig(max_steps=5), stop=stop, out_dir=tmp_path / "r")
+    assert result.steps == 0 and result.stopped and result.final_loss is None
+    assert not (tmp_path / "r").exists(), "an empty run is not saved"
+    assert all(torch.equal(p, before[n]) for n, p in model.named_parameters())
+
+
+def test_a_finished_run_is_not_overwritten(tiny, tmp_path):
+    from lab.runs import RunExists
+
+    model, tok = tiny
+    out = tmp_path / "r"
+    train(model, tok, DATA, TrainConfig(max_steps=1), out_dir=out)
+    card = (out / "run.json").read_text()
+    with pytest.raises(RunExists, match="finished run"):
+        train(model, tok, DATA, TrainConfig(max_steps=2), out_dir=out)
+    assert (out / "run.json").read_text() == card
+    train(model, tok, DATA, TrainConfig(max_steps=2), out_dir=out, overwrite=True)
+    assert json.loads((out / "run.json").read_text())["steps"] == 2
+
+
+def test_killed_run_leftovers_are_removed_and_files_follow_the_umask(tiny, tmp_path):
+    import os
+
+    from lab.runs import list_runs
+
+    model, tok = tiny
+    out = tmp_path / "r"
+    out.mkdir()
+    (out / "config.json").write_text(json.dumps({"model": "tiny-random"}))
+    (out / "metrics.jsonl").write_text('{"step": 1, "loss": 3.0}\n')
+    (out / ".model-abc").mkdir()                        # a half-saved model of a killed run
+    (out / ".config.json.x.tmp").write_text("half")     # a half-written file
+    (out / ".running").write_text("999999999")          # its process is gone
+    assert [c["status"] for c in list_runs(tmp_path)] == ["interrupted"]
+    old = os.umask(0o022)
+    try:
+        train(model, tok, DATA, TrainConfig(max_steps=1), out_dir=out)
+    finally:
+        os.umask(old)
+    assert sorted(p.name for p in out.iterdir()) == ["config.json", "dataset.jsonl", "metrics.jsonl",
+                                                     "model", "run.json"]
+    assert [json.loads(line)["step"] for line in (out / "metrics.jsonl").read_text().splitlines()
+            if '"loss"' in line] == [1]
+    for p in [out / "run.json", out / "model", out / "model" / "model.safetensors"]:
+        assert p.stat().st_mode & 0o777 == (0o755 if p.is_dir() else 0o644), p
 
 
 def test_eval_split_never_takes_the_only_example():

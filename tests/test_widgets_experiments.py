@@ -1,17 +1,17 @@
 """ExperimentsView state tests (no kernel): set widget values as the browser would, click the
 buttons, wait for the queue, and read the tables, the overlay figure and the comparison.
-Plus unit tests of the pure pieces: lab.experiment_plots, lab.variant_specs, the table HTML."""
+Plus unit tests of the pure pieces: lab.experiments.plots, lab.experiments.specs, the table HTML."""
 import copy
 import time
 from types import SimpleNamespace
 
 import pytest
 
-from lab.experiment_plots import nll_table_rows, overlay_losses, run_name
+from lab.experiments.plots import nll_table_rows, overlay_losses, run_name
 from lab.generate import GenConfig
 from lab.records import Conversation
 from lab.train import StepInfo, TrainConfig
-from lab.variant_specs import KINDS, make_variants, split_values
+from lab.experiments.specs import KINDS, make_variants, split_values
 from widgets import _experiments_html as H
 from widgets.experiments_view import ExperimentsView
 

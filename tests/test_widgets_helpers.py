@@ -9,7 +9,8 @@ import pytest
 from lab import plots
 from lab.comparison import flatten, make_row, write_table
 from lab.dataio import read_text
-from lab.estimate import describe, duration, estimate, matmul_gflops, memory_gb, seconds_for, steps_for
+from lab.config import steps_for
+from lab.estimate import describe, duration, estimate, matmul_gflops, memory_gb, seconds_for
 from lab.masks import token_preview
 from lab.records import Conversation, DataError
 from lab.review import end_of_turn_problem, review

@@ -88,7 +88,7 @@ def status_table(rows: list[dict]) -> str:
 
 
 def nll_table(rows: list[dict], reply_chars: int = 60) -> str:
-    """Rows from `lab.experiment_plots.nll_table_rows`: numbers, then one column per probe."""
+    """Rows from `lab.experiments.plots.nll_table_rows`: numbers, then one column per probe."""
     if not rows:
         return '<p class="sftlab-muted">Finished runs will be listed here.</p>'
     prompts: list[str] = []

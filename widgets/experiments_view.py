@@ -23,13 +23,13 @@ import ipywidgets as w
 import plotly.graph_objects as go
 
 from lab.dataio import parse_record
-from lab.experiment_plots import is_full_sequence, nll_table_rows, overlay_losses, run_name
+from lab.experiments.plots import is_full_sequence, nll_table_rows, overlay_losses, run_name
 from lab.experiments import Queue, slug, load_cards, load_curve
 from lab.generate import GenConfig
 from lab.records import Conversation
 from lab.train import StepInfo, TrainConfig
-from lab.variant_specs import KINDS, make_variants
-from lab.variants import tags as data_tags
+from lab.experiments.specs import KINDS, make_variants
+from lab.experiments.variants import tags as data_tags
 
 from . import _experiments_html as H
 from ._common import Throttle, error_text

@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from .experiments import Variant, epoch_sweep, loss_ablation, lr_sweep, noise_sweep, size_sweep
+from .queue import Variant, epoch_sweep, loss_ablation, lr_sweep, noise_sweep, size_sweep
 
 
 @dataclass(frozen=True)

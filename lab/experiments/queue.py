@@ -9,22 +9,18 @@ survives a kernel restart.
 from __future__ import annotations
 
 import copy
-import hashlib
-import json
-import re
 import threading
-import time
 import traceback
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
 from . import variants as V
-from .atomic import write_json
-from .generate import GenConfig, generate
-from .records import Conversation
-from .score import score
-from .train import Callback, StepInfo, TrainConfig, train
+from .. import runs
+from ..generate import GenConfig, generate
+from ..records import Conversation
+from ..score import score
+from ..train import Callback, StepInfo, TrainConfig, train
 
 TRANSFORMS: dict[str, Callable] = {
     "subsample": V.subsample,                 # arg: number of examples
@@ -85,48 +81,43 @@ def loss_ablation() -> list[Variant]:
     return [Variant("completion-only"), Variant("full-sequence", config={"completion_only": False})]
 
 
-def dataset_sha256(data: list[Conversation]) -> str:
-    text = "".join(json.dumps(c.to_json(), sort_keys=True) + "\n" for c in data)
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
-def slug(name: str) -> str:
-    """A folder-safe form of a run or experiment name."""
-    return re.sub(r"[^A-Za-z0-9_.=-]+", "_", name).strip("_") or "run"
-
-
 def run_variant(base_model, tokenizer, data: list[Conversation], variant: Variant, *,
                 config: TrainConfig, out_dir: Path, experiment: str,
                 eval_data: list[Conversation] = (), probes: list[str] = (),
                 gen: GenConfig | None = None, stop: threading.Event | None = None,
                 callbacks: list[Callback] = ()) -> dict:
-    """Train a fresh copy of the base model on one variant; write and return its run card."""
-    card = {"experiment": experiment, "variant": asdict(variant), "status": "running",
-            "started_at": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    """Train a fresh copy of the base model on one variant; write and return its run card.
+
+    With `eval_data`, every variant is scored on that one held-out set (its own eval split
+    is off, so each trains on all of its data)."""
+    card = {"experiment": experiment, "variant": asdict(variant)}
+    model = None
     try:
         variant_data = variant.apply(data)
         cfg = variant.train_config(config)
-        card.update(dataset_sha256=dataset_sha256(variant_data), n_examples=len(variant_data),
-                    config=asdict(cfg))
+        if eval_data:
+            cfg = replace(cfg, eval_split=0.0)
+        card.update(dataset_sha256=runs.dataset_sha256(variant_data), n_examples=len(variant_data),
+                    config=cfg.to_json())
         model = copy.deepcopy(base_model)
         result = train(model, tokenizer, variant_data, cfg, callbacks=callbacks, stop=stop,
-                       out_dir=out_dir)
-        card.update(json.loads((out_dir / "run.json").read_text()))
-        card["status"] = "stopped" if result.stopped else "done"
+                       out_dir=out_dir, card={k: card[k] for k in ("experiment", "variant")})
+        if not result.steps:
+            return {**card, "status": "cancelled", "path": str(out_dir)}
+        card.update({k: v for k, v in (runs.read_card(out_dir) or {}).items() if k != "path"})
         if eval_data:
             s = score(model, tokenizer, list(eval_data), max_length=cfg.max_length)
             card["eval_nll"], card["eval_nll_per_example"] = s.mean_nll, s.per_example
         if probes:
             card["probes"] = [{"prompt": p, "reply": r}
                               for p, r in zip(probes, generate(model, tokenizer, list(probes), gen))]
-        del model
     except Exception as err:  # one failed run must not sink the queue: record it and go on
         card.update(status="failed", error=f"{type(err).__name__}: {err}",
                     traceback=traceback.format_exc(limit=5))
-    card["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%S")
-    card["finished_ts"] = time.time()  # orders runs finished within the same second
-    write_json(out_dir / "run.json", card)
-    return card
+    finally:
+        del model
+    out_dir.mkdir(parents=True, exist_ok=True)
+    return {**runs.finish(out_dir, card), "path": str(out_dir)}
 
 
 class _Relay(Callback):
@@ -150,23 +141,26 @@ class Job:
 
 
 class Queue:
-    """Runs queued variants one after another in a background thread.
+    """Runs queued variants one after another in a background thread that holds the session's
+    job slot (`lab.session.Session.start_job`): while the queue runs, nothing else trains.
 
-    `on_step(run_name, StepInfo)` and `on_run_end(run_name, card)` are called from that thread.
+    Every run trains a fresh copy of `session.base`; the session's tuned model is untouched.
+    `on_step(run_name, StepInfo)` and `on_run_end(run_name, card)` are called from that thread;
+    `error` says why the last start failed, if it did.
     """
 
-    def __init__(self, base_model, tokenizer, *, runs_dir: str | Path = "runs",
+    def __init__(self, session, *, runs_dir: str | Path | None = None,
                  config: TrainConfig | None = None, eval_data: list[Conversation] = (),
                  probes: list[str] = (), gen: GenConfig | None = None,
                  on_step=None, on_run_end=None):
-        self.base, self.tok = base_model, tokenizer
-        self.runs_dir = Path(runs_dir)
+        self.session = session
+        self.runs_dir = Path(runs_dir) if runs_dir is not None else Path(session.runs_dir)
         self.config = config or TrainConfig()
         self.eval_data, self.probes = list(eval_data), list(probes)
         self.gen = gen or GenConfig(max_new_tokens=64)
         self.on_step, self.on_run_end = on_step, on_run_end
         self.jobs: list[Job] = []
-        self._stop = threading.Event()
+        self._cancel = False
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
 
@@ -174,19 +168,19 @@ class Queue:
         names = [v.name for v in variants]
         if len(set(names)) != len(names):
             raise ValueError("variant names must be unique within an experiment")
-        new = [Job(experiment, v, list(data), self.runs_dir / slug(experiment) / slug(v.name))
+        new = [Job(experiment, v, list(data), self.runs_dir / runs.slug(experiment) / runs.slug(v.name))
                for v in variants]
         with self._lock:
             self.jobs += new
         return new
 
     def start(self) -> None:
-        """Start working through the queue (no-op if already running)."""
+        """Start working through the queue (no-op if already running; `Busy` if the session
+        is doing something else)."""
         if self.running:
             return
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._work, name="sftlab-queue", daemon=True)
-        self._thread.start()
+        self._cancel = False
+        self._thread = self.session.start_job("the experiments queue", self._work, name="sftlab-queue")
 
     @property
     def running(self) -> bool:
@@ -194,7 +188,9 @@ class Queue:
 
     def stop(self) -> None:
         """End the current run at its next step (its model is saved) and cancel the rest."""
-        self._stop.set()
+        self._cancel = True
+        if self.running:
+            self.session.stop()
 
     def wait(self, timeout: float | None = None) -> None:
         if self._thread is not None:
@@ -206,39 +202,25 @@ class Queue:
 
     def _work(self) -> None:
         while (job := self._next()) is not None:
-            if self._stop.is_set():
+            if self._cancel:
                 for j in self.jobs:
                     if j.status == "queued":
                         j.status = "cancelled"
                 break
             job.status = "running"
             name = f"{job.experiment}/{job.variant.name}"
+            left = sum(j.status == "queued" for j in self.jobs)
+            self.session.describe(f"the experiments queue (run {name}, {left} more queued)")
             relay = [_Relay(name, self.on_step)] if self.on_step else []
-            job.card = run_variant(self.base, self.tok, job.data, job.variant, config=self.config,
-                                   out_dir=job.out_dir, experiment=job.experiment,
+            job.card = run_variant(self.session.base, self.session.tokenizer, job.data, job.variant,
+                                   config=self.config, out_dir=job.out_dir, experiment=job.experiment,
                                    eval_data=self.eval_data, probes=self.probes, gen=self.gen,
-                                   stop=self._stop, callbacks=relay)
+                                   stop=self.session.stop_event, callbacks=relay)
             job.status = job.card["status"]
             if self.on_run_end:
                 self.on_run_end(name, job.card)
 
 
 def load_cards(runs_dir: str | Path = "runs") -> list[dict]:
-    """Every stored run card under `runs_dir` (any depth), oldest first, with its folder."""
-    cards = []
-    for path in sorted(Path(runs_dir).glob("**/run.json")):
-        try:
-            card = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError):
-            continue  # a card being written by another process: skip it this time
-        card["path"] = str(path.parent)
-        cards.append(card)
-    return sorted(cards, key=lambda c: (c.get("finished_ts") or 0, c.get("finished_at", "")))
-
-
-def load_curve(run_path: str | Path) -> list[dict]:
-    """The per-step metrics of a stored run (empty if it has none)."""
-    path = Path(run_path) / "metrics.jsonl"
-    if not path.is_file():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    """The what-if run cards under `runs_dir` (interrupted ones included), oldest first."""
+    return [c for c in runs.list_runs(runs_dir) if "experiment" in c]

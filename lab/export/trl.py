@@ -10,8 +10,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .atomic import write_jsonl, write_text
-from .dataio import read_dataset
+from ..atomic import write_jsonl, write_text
+from ..dataio import read_dataset
 
 # what the lab's model names mean on a machine that reaches the Hugging Face hub
 HUB_IDS = {"default": "HuggingFaceTB/SmolLM2-135M-Instruct",

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .atomic import write_json
+from ..atomic import write_json
 
 WEIGHTS = "model.safetensors"
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import random
 
-from .records import Conversation
+from ..records import Conversation
 
 
 def subsample(data: list[Conversation], n: int, seed: int = 0) -> list[Conversation]:

@@ -17,7 +17,7 @@ import json
 from datetime import datetime
 from pathlib import Path
 
-from .atomic import write_json, write_text
+from ..atomic import write_json, write_text
 
 SPECIAL = ("bos_token", "eos_token", "unk_token", "pad_token")
 
