@@ -33,7 +33,6 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
-from typing import Iterable
 
 from .atomic import normal_permissions, write_json, write_jsonl
 
@@ -256,8 +255,7 @@ def read_card(folder: str | Path) -> dict | None:
     return {**(config.get("card") or {}), "name": folder.name, "path": str(folder), "status": "running" if running else "interrupted",
             "model": config.get("model"), "config": config, "steps": last.get("step", 0),
             "total_steps": last.get("total_steps"), "started_at": config.get("started_at"),
-            "final_loss": last.get("loss"), "finished_ts": (folder / CONFIG).stat().st_mtime,
-            "has_model": (folder / MODEL / "config.json").is_file()}
+            "final_loss": last.get("loss"), "finished_ts": (folder / CONFIG).stat().st_mtime}
 
 
 def list_runs(runs_dir: str | Path = "runs") -> list[dict]:
@@ -294,6 +292,6 @@ def summary_line(card: dict) -> str:
     return ", ".join(parts)
 
 
-def iter_models(cards: Iterable[dict]) -> list[dict]:
-    """The cards whose run saved a model that can be loaded."""
-    return [c for c in cards if (Path(c["path"]) / MODEL / "config.json").is_file()]
+def has_model(run_path: str | Path) -> bool:
+    """True when the run saved a model that can be loaded."""
+    return (Path(run_path) / MODEL / "config.json").is_file()

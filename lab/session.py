@@ -34,14 +34,16 @@ class Busy(RuntimeError):
 
 @dataclass
 class Run:
-    """One finished (or stopped) training run of this session."""
+    """A training run whose weights the tuned model holds or held: trained in this session,
+    or loaded from its run folder (then `result` is None and `card` says how it went)."""
 
     name: str
     config: TrainConfig
-    result: TrainResult
+    result: TrainResult | None
     n_examples: int
     out: str | None = None
     replies: dict = field(default_factory=dict)  # prompt -> reply of the model right after this run
+    card: dict = field(default_factory=dict)
 
 
 def default_runs_dir() -> Path:
@@ -55,14 +57,15 @@ class Session:
         self.model_name = model
         self.base, self.tokenizer = load_model(model)
         self.tuned = None                     # a trained copy of base; None until the first run
-        self.tuned_from: str | None = None    # the run whose weights `tuned` holds, if any
-        self.runs: list[Run] = []
+        self.current: Run | None = None       # the run whose weights `tuned` holds (None: base)
+        self.runs: list[Run] = []             # runs trained or loaded in this session, in order
         self.runs_dir = Path(runs_dir) if runs_dir else default_runs_dir()
         self._stop = threading.Event()
         self._guard = threading.Lock()        # protects the three fields below
         self._owner = None                    # who holds the slot: a thread ident, or a token
                                               # while a background job is starting
         self._what: str | None = None
+        self.held_by = None                   # the object that started the running job, if given
         self._since = 0.0
         self._listeners: list[Callable[[], None]] = []
 
@@ -81,10 +84,11 @@ class Session:
         return (f"Busy: {what} is running (for {time.monotonic() - self._since:.0f} s); wait for "
                 "it to finish, or press its Stop.")
 
-    def on_change(self, listener: Callable[[], None]) -> None:
+    def on_change(self, listener: Callable[[], None]) -> Callable[[], None]:
         """Call `listener()` when a job starts or ends, or the tuned model changes (from the
-        thread that made the change)."""
+        thread that made the change). Returns a function that unsubscribes it."""
         self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener) if listener in self._listeners else None
 
     def _changed(self) -> None:
         for listener in list(self._listeners):
@@ -95,37 +99,39 @@ class Session:
         if self._owner is not None:
             self._what = what
 
-    def _claim(self, what: str, owner) -> bool:
+    def _claim(self, what: str, owner, by=None) -> bool:
         """Take the slot for `owner`; False when this thread holds it already (a nested job)."""
         with self._guard:
             if self._owner == owner:
                 return False
             if self._owner is not None:
                 raise Busy(self.busy_message())
-            self._owner, self._what, self._since = owner, what, time.monotonic()
+            self._owner, self._what, self.held_by, self._since = owner, what, by, time.monotonic()
             self._stop.clear()
         self._changed()
         return True
 
     def _release(self) -> None:
         with self._guard:
-            self._owner = self._what = None
+            self._owner = self._what = self.held_by = None
         self._changed()
 
     @contextmanager
-    def job(self, what: str):
-        """Hold the job slot for the block (nested calls from the same thread pass through)."""
-        outer = self._claim(what, threading.get_ident())
+    def job(self, what: str, *, by=None):
+        """Hold the job slot for the block (nested calls from the same thread pass through);
+        `by`: who runs it (a widget), so that it can tell its own job from another's."""
+        outer = self._claim(what, threading.get_ident(), by)
         try:
             yield self
         finally:
             if outer:
                 self._release()
 
-    def start_job(self, what: str, fn: Callable, *args, name: str = "sftlab-job") -> threading.Thread:
+    def start_job(self, what: str, fn: Callable, *args, name: str = "sftlab-job",
+                  by=None) -> threading.Thread:
         """Claim the slot now (`Busy` if it is taken) and run `fn(*args)` in a background
-        thread that holds it until `fn` returns."""
-        self._claim(what, object())
+        thread that holds it until `fn` returns (`by`: as for `job`)."""
+        self._claim(what, object(), by)
 
         def run():
             with self._guard:
@@ -163,7 +169,7 @@ class Session:
         with self.job("resetting the tuned model to the base"):
             if self.tuned is not None:
                 self.tuned.load_state_dict(self.base.state_dict())
-            self.tuned_from = None
+            self.current = None
         self._changed()
 
     def load_run(self, run: str | Path) -> dict:
@@ -187,7 +193,14 @@ class Session:
             if self.tuned is None:
                 self.tuned = copy.deepcopy(self.base)
             self.tuned.load_state_dict(weights.state_dict())
-            self.tuned_from = str(path)
+            del weights
+            known = [r for r in self.runs if r.out == str(path)]
+            self.current = known[0] if known else Run(
+                name=card["name"], config=TrainConfig.from_json(card.get("config") or {}), result=None,
+                n_examples=card.get("n_examples") or 0, out=str(path),
+                replies=runs.read_replies(path), card=card)
+            if not known:
+                self.runs.append(self.current)
         self._changed()
         return card
 
@@ -214,18 +227,38 @@ class Session:
                 return None
             run = Run(name=out.name if out else name, config=cfg, result=result, n_examples=len(data),
                       out=str(out) if out else None)
-            self.tuned_from = run.out
-            if probes:
-                self.record_replies(run, dict(zip(probes, self.reply(list(probes), tuned=True))))
+            self.current = run
             self.runs.append(run)
+            if probes:
+                self.record_replies(dict(zip(probes, self.reply(list(probes), tuned=True))))
         self._changed()
         return run
 
-    def record_replies(self, run: Run, replies: dict[str, str]) -> None:
-        """Remember the tuned model's replies right after `run` (kept in its run folder too)."""
-        run.replies.update(replies)
-        if run.out:
-            runs.record_replies(run.out, replies)
+    def record_replies(self, replies: dict[str, str]) -> None:
+        """Remember the tuned model's replies as those of the run it holds (kept in that run's
+        folder too, so they show as an earlier run's column after a restart)."""
+        if self.current is None:
+            return
+        self.current.replies.update(replies)
+        if self.current.out:
+            runs.record_replies(self.current.out, replies)
+
+    def earlier_replies(self, prompts: list[str]) -> dict[str, dict[str, str]]:
+        """Run name -> {prompt: reply} of every run other than the one the tuned model holds
+        (this session's and those stored in the runs folder) that answered any of `prompts`."""
+        out: dict[str, dict[str, str]] = {}
+        seen = set()
+        for run in self.runs:
+            seen.add(run.out)
+            if run is not self.current and any(p in run.replies for p in prompts):
+                out[run.name] = run.replies
+        for card in self.stored_runs():
+            if card["path"] in seen or (self.current and self.current.out == card["path"]):
+                continue
+            replies = runs.read_replies(card["path"])
+            if any(p in replies for p in prompts):
+                out[card["name"]] = replies
+        return out
 
     # -- generation and scoring -------------------------------------------------------------
     def reply(self, prompts: list[str | Conversation], *, tuned: bool = True,
@@ -262,5 +295,7 @@ class Session:
         """One row per run of this session: settings and outcome, for tables."""
         return [{"run": r.name, "examples": r.n_examples, **{k: v for k, v in asdict(r.config).items()
                  if k in ("epochs", "max_steps", "lr", "batch_size", "completion_only")},
-                 "steps": r.result.steps, "final_loss": r.result.final_loss,
-                 "eval_loss": r.result.eval_loss, "stopped": r.result.stopped} for r in self.runs]
+                 **({"steps": r.result.steps, "final_loss": r.result.final_loss,
+                     "eval_loss": r.result.eval_loss, "stopped": r.result.stopped} if r.result else
+                    {k: r.card.get(k) for k in ("steps", "final_loss", "eval_loss", "stopped")})}
+                for r in self.runs]

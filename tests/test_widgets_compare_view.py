@@ -112,12 +112,20 @@ def test_errors_show_in_the_view(session):
     assert "no model loaded yet" in nothing.error
 
 
-def test_lab_binds_the_three_views_to_one_session(session, tmp_path):
+def test_lab_binds_the_four_views_to_one_session(session, tmp_path):
+    from widgets import ExperimentsView
+
     app = Lab(session=session, path=tmp_path / "ds.jsonl", starter="persona", runs_dir=tmp_path / "runs")
     assert isinstance(app.builder, DatasetBuilder) and isinstance(app.trainer, TrainPanel)
     assert isinstance(app.compare, CompareView) and "sftlab-app" in app._dom_classes
-    assert app.titles == ("1 · Dataset", "2 · Train", "3 · Compare")
-    assert app.trainer.session is app.compare.session is session
+    assert isinstance(app.experiments, ExperimentsView)
+    assert app.titles == ("1 · Dataset", "2 · Train", "3 · Compare", "4 · Experiments")
+    assert app.trainer.session is app.compare.session is app.experiments.session is session
+    # the experiments train what the builder holds, from the Train tab's settings
+    app.trainer.epochs, app.trainer.lr = 3.0, 1e-4
+    assert app.experiments.data() == app.builder.examples
+    cfg = app.experiments._train_config()
+    assert (cfg.epochs, cfg.lr) == (3.0, 1e-4)
     assert app.builder.tokenizer is session.tokenizer
     assert app.trainer.n_examples == 44 and app.compare.source == "probes" and len(app.compare.probe_list) == 12
     # the builder's edits reach the train panel; its probes reach the compare view
@@ -133,4 +141,23 @@ def test_lab_binds_the_three_views_to_one_session(session, tmp_path):
     app.trainer.load_model("tiny-random")
     app.trainer.wait(60)
     assert app.session is app.trainer.session is app.compare.session is not session
-    assert app.builder.tokenizer is app.session.tokenizer
+    assert app.experiments.session is app.session and app.builder.tokenizer is app.session.tokenizer
+
+
+def test_earlier_runs_come_back_after_a_restart(session):
+    v = sampled(CompareView(session))
+    session.train(DATA, TrainConfig(max_steps=2, batch_size=4, lr=5e-3), name="first")
+    v.compare(["Question 1?"])
+    first = v.wait(60)[0]["columns"][1]["reply"]
+    assert v.message == "Compared 1 prompt." and v.tuned_run == "first"
+    fresh = Session("tiny-random", runs_dir=session.runs_dir)  # a restarted kernel
+    w = sampled(CompareView(fresh))
+    w.compare(["Question 1?"])
+    row = w.wait(60)[0]
+    assert [c["name"] for c in row["columns"]] == ["base", "tuned", "first"]
+    assert row["columns"][2]["reply"] == first and "tuned model is the base model" in w.message
+    fresh.load_run("first")  # one click in the Train tab: the run is the tuned column again
+    w.compare(["Question 1?"])
+    row = w.wait(60)[0]
+    assert [c["name"] for c in row["columns"]] == ["base", "tuned"] and w.tuned_run == "first"
+    assert row["columns"][1]["reply"] == first

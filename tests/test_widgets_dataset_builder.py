@@ -64,6 +64,24 @@ def test_edits_from_the_browser_are_autosaved_and_restored(builder, tok, tmp_pat
     again = DatasetBuilder(tokenizer=tok, path=tmp_path / "ds.jsonl")
     assert again.examples == builder.examples and again.probes == builder.probes
     assert "Restored 45 examples and 12 probes" in again.message
+    # ... and the starter it came from, with its notes, not the first name in the dropdown
+    assert again.starter == again.starter_choice == "persona" and again.starter_notes == builder.starter_notes
+    assert "starter 'persona'" in again.message
+
+
+def test_summary_counts_what_training_can_use_at_max_length(builder):
+    builder.load_starter("persona")
+    assert builder.summary["trained_within"] == builder.summary["trainable"] == 44
+    builder.max_length = 5  # shorter than any prompt: training would find nothing
+    assert builder.summary["trainable"] == 44 and builder.summary["trained_within"] == 0
+
+
+def test_a_failed_import_clears_the_last_success_message(builder, tmp_path):
+    builder.load_starter("persona")
+    assert builder.message.startswith("Loaded starter")
+    builder.import_path = str(tmp_path / "missing.jsonl")
+    builder.import_clicks += 1
+    assert "file not found" in builder.error and builder.message == ""
 
 
 def test_duplicate_delete_and_warnings_per_example(builder):
@@ -128,15 +146,18 @@ def test_upload_import_and_export(builder, tmp_path):
     assert "ending in .jsonl" in builder.error
 
 
-def test_replacing_keeps_the_previous_list_and_bad_names_say_what_exists(builder, tmp_path):
+def test_replacing_keeps_every_previous_list_and_bad_names_say_what_exists(builder, tmp_path):
     builder.set_examples([Conversation.single("Mine", "My own example")])
     builder.load_starter("support")
     assert "previous 1 examples are in" in builder.message
-    assert read_dataset(tmp_path / "ds.previous.jsonl")[0].prompt == "Mine"
+    builder.load_starter("persona")  # a second replacement keeps the first backup too
+    first, second = builder.backups()
+    assert read_dataset(first)[0].prompt == "Mine" and len(read_dataset(second)) == 45
+    assert str(second) in builder.message
     builder.starter_choice = "nope"
     builder.load_clicks += 1
     assert "no starter dataset named 'nope'" in builder.error and "persona" in builder.error
-    assert builder.starter == "support"  # nothing changed
+    assert builder.starter == "persona"  # nothing changed
 
 
 def test_unreadable_autosave_is_kept_aside(tok, tmp_path):

@@ -1,9 +1,7 @@
 """ExperimentsView state tests (no kernel): set widget values as the browser would, click the
 buttons, wait for the queue, and read the tables, the overlay figure and the comparison.
 Plus unit tests of the pure pieces: lab.experiments.plots, lab.experiments.specs, the table HTML."""
-import copy
 import time
-from types import SimpleNamespace
 
 import pytest
 
@@ -153,10 +151,12 @@ def test_queue_run_overlay_table_reload_and_compare(session, tmp_path):
     add(again, "subsample", "2", "sizes")
     assert again.status_rows[-1]["run"] == "sizes-2/n=2" and "renamed" in again.message.value
     # another model (the Train panel loaded one): queued runs move to a queue on its base
-    other = SimpleNamespace(base=copy.deepcopy(session.base), tokenizer=session.tokenizer, busy=False)
+    from lab.session import Session
+
+    other = Session("tiny-random", runs_dir=session.runs_dir)
     old = again.queue
     again.set_session(other)
-    assert again.queue is not old and again.queue.base is other.base
+    assert again.queue is not old and again.queue.session is other
     assert [j.variant.name for j in again.queue.jobs] == ["n=2"] and again.status_rows[-1]["status"] == "queued"
 
 

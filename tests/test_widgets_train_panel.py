@@ -91,14 +91,13 @@ def test_errors_show_in_the_panel(session):
     p.start_clicks += 1
     assert "no examples to train on" in p.error and p.state == "idle"
     p.set_examples(DATA)
-    p.lr = 0.0
+    p.lr, p.eval_split = 0.0, 1.5  # two bad settings: both named at once, by their labels
     p.start_clicks += 1
-    assert "learning rate must be above 0" in p.error
-    p.lr = 1e-4
-    p.eval_split = 1.5
-    p.start_clicks += 1
-    assert "eval_split must be in [0, 1)" in p.error
-    assert p.estimate["text"].startswith("no estimate: eval_split")
+    assert "Learning rate must be above 0" in p.error and "Eval split must be a share" in p.error
+    assert "grad_accum" not in p.error and p.estimate["text"].startswith("no estimate: Learning rate")
+    p.eval_split = 0.1
+    p.lr = 1e-4  # fixing only the learning rate refreshes the estimate: the old error goes
+    assert p.estimate["text"].startswith("11 trained on")
     # data the trainer refuses: the DataError appears in red, and wait() raises it for scripts
     q = panel_for(session, data=[Conversation.single("a prompt and no reply")], eval_split=0)
     q.start_clicks += 1
@@ -131,4 +130,99 @@ def test_busy_panel_refuses_a_second_job(session):
     assert "press Stop first" in p.error
     p.stop()
     p.wait(60)
-    assert p.state == "stopped"
+    assert p.state == "stopped" and "ETA" not in str(p.progress.get("eta"))
+    assert p.progress["eta"] is None, "no time left is shown for a run that ended"
+
+
+def test_a_second_job_from_another_widget_is_refused(session, tmp_path):
+    """The experiments queue holds the session: Start in the Train tab, Compare and Reset are
+    refused with one line naming the queue; the panels show it as busy meanwhile."""
+    from widgets import CompareView, ExperimentsView
+    from lab.train import TrainConfig
+
+    started = []
+    x = ExperimentsView(session, DATA, runs_dir=tmp_path / "x", config=TrainConfig(max_steps=500, batch_size=1))
+    x.queue.on_step = lambda name, info: started.append(info.step)
+    p, c = panel_for(session), CompareView(session)
+    x.add("baseline", "")
+    x.run_button.click()
+    wait_until(lambda: started)
+    assert p.busy.startswith("Busy: the experiments queue") and c.busy.startswith("Busy: the experiments queue")
+    assert x.busy == ""  # its own job
+    p.start_clicks += 1
+    assert p.error.startswith("Busy: the experiments queue") and "\n" not in p.error and p.state == "idle"
+    c.prompts = "Hi"
+    c.compare_clicks += 1
+    assert c.error.startswith("Busy: the experiments queue") and c.state == "idle"
+    p.reset_clicks += 1
+    assert p.error.startswith("Busy: the experiments queue")
+    x.stop_button.click()
+    x.wait(60)
+    assert not session.busy and p.busy == c.busy == ""
+    p.start_clicks += 1
+    assert p.error == ""
+    p.wait(60)
+    assert p.state == "done"
+
+
+def test_stop_before_the_first_step_saves_nothing(session):
+    p = panel_for(session, max_steps=5)
+    session.stop_event.set()  # a Stop that lands before the first step
+
+    original = session.start_job
+
+    def start_job(what, fn, *args, **kw):  # keep the stop set after the slot clears it
+        def fn_stopped(*a):
+            session.stop()
+            fn(*a)
+        return original(what, fn_stopped, *args, **kw)
+
+    session.start_job = start_job
+    p.start()
+    assert p.wait(60) is None
+    assert p.state == "stopped" and "nothing changed" in p.message and "nan" not in p.message
+    assert session.runs == [] and not (session.runs_dir.exists() and any(session.runs_dir.iterdir()))
+
+
+def test_reset_clears_the_discarded_run(session):
+    p = panel_for(session, sample_replies=True)
+    p.start()
+    p.wait(60)
+    assert p.progress and p.samples and list(p.chart.data[0].x)
+    p.reset_clicks += 1
+    assert p.progress == {} and p.samples == [] and list(p.chart.data[0].x) == []
+    assert p.tuned_run == "" and "Reset" in p.message
+
+
+def test_a_very_long_run_asks_first(session):
+    p = panel_for(session, max_steps=0, epochs=100_000)
+    assert p.estimate["seconds"] > 15 * 60
+    p.start_clicks += 1
+    assert p.state == "idle" and "Press Start again" in p.confirm and not p.running
+    p.epochs = 99_999  # a change of settings asks again
+    assert p.confirm == ""
+    p.start_clicks += 1
+    assert "Press Start again" in p.confirm and not p.running
+    p.start_clicks += 1  # yes
+    assert p.running and p.confirm == ""
+    wait_until(lambda: p.state == "training")
+    p.stop()
+    p.wait(60)
+
+
+def test_history_after_a_restart(session, tmp_path):
+    """A new session on the same runs folder (a restarted kernel) shows the last run's curve
+    and summary, lists the stored runs, and loads one back as the tuned model."""
+    p = panel_for(session)
+    p.start()
+    run = p.wait(60)
+    tuned = {n: t.clone() for n, t in session.tuned.named_parameters()}
+    fresh = Session("tiny-random", runs_dir=session.runs_dir)
+    q = panel_for(fresh)
+    assert q.state == "idle" and run.name in q.message and "Load as tuned" in q.message
+    assert list(q.chart.data[0].x) == [1, 2, 3] and q.progress["step"] == 3
+    assert [r["name"] for r in q.stored] == [run.name] and q.stored[0]["loadable"]
+    assert q.run_choice == q.stored[0]["path"] and q.tuned_run == ""
+    q.load_run_clicks += 1
+    assert q.error == "" and q.tuned_run == run.name and fresh.current.name == run.name
+    assert all(torch.equal(t, tuned[n]) for n, t in fresh.tuned.named_parameters())

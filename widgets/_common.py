@@ -1,7 +1,14 @@
-"""Pieces the three widgets share: where the front-end files are, error text, throttling."""
+"""Pieces the widgets share: front-end files, error text, throttling, the main thread.
+
+Widget state that other widgets observe changes on the kernel's main thread: a background job
+hands such changes to `on_main`, which queues them for the kernel's event loop, and a
+widget's `wait()` runs them itself (`join`) while it holds the main thread. Progress traits
+set by a running job change under the session's job slot instead (see `lab.session`).
+"""
 from __future__ import annotations
 
 import pathlib
+import queue
 import threading
 import time
 
@@ -46,3 +53,79 @@ class Throttle:
                 self._last = now
                 return True
             return False
+
+
+_pending: queue.SimpleQueue = queue.SimpleQueue()
+
+
+def _kernel_loop():
+    """The running kernel's main event loop, or None (a script, a test without a kernel)."""
+    try:
+        from IPython import get_ipython
+    except ImportError:  # pragma: no cover
+        return None
+    kernel = getattr(get_ipython(), "kernel", None)
+    return getattr(kernel, "io_loop", None)
+
+
+def on_main(fn, *args) -> None:
+    """Run `fn(*args)` on the kernel's main thread: now if this is it or there is no kernel,
+    else as soon as the main thread is free (or waits in a widget's `wait()`)."""
+    loop = _kernel_loop() if threading.current_thread() is not threading.main_thread() else None
+    if loop is None:
+        fn(*args)
+        return
+    _pending.put((fn, args))
+    loop.add_callback(drain)
+
+
+def drain() -> None:
+    """Run the changes queued for the main thread (call it on the main thread)."""
+    while True:
+        try:
+            fn, args = _pending.get_nowait()
+        except queue.Empty:
+            return
+        fn(*args)
+
+
+def join(thread: threading.Thread | None, timeout: float | None = None) -> None:
+    """Wait for a background job, applying the main-thread changes it queues meanwhile."""
+    end = None if timeout is None else time.monotonic() + timeout
+    while thread is not None and thread.is_alive() and (end is None or time.monotonic() < end):
+        thread.join(0.05)
+        if threading.current_thread() is threading.main_thread():
+            drain()
+    if threading.current_thread() is threading.main_thread():
+        drain()
+
+
+def plural(n: int, word: str, many: str | None = None) -> str:
+    """'1 prompt', '2 prompts'.
+
+    >>> plural(1, "prompt"), plural(3, "reply", "replies")
+    ('1 prompt', '3 replies')
+    """
+    return f"{n} {word if n == 1 else (many or word + 's')}"
+
+
+class BusyLine:
+    """Keeps a widget's `busy` trait saying what the session is doing, when the job is not
+    the widget's own (started with `by=widget`): one line, updated on the main thread as jobs
+    start and end."""
+
+    def __init__(self, widget):
+        self.widget, self.session, self._off = widget, None, None
+
+    def follow(self, session) -> None:
+        if self._off is not None:
+            self._off()
+        self.session, self._off = session, None
+        if session is not None:
+            self._off = session.on_change(lambda: on_main(self.update))
+        self.update()
+
+    def update(self) -> None:
+        s = self.session
+        mine = s is not None and s.held_by is self.widget
+        self.widget.busy = s.busy_message() if s is not None and s.busy and not mine else ""

@@ -9,36 +9,12 @@ from __future__ import annotations
 import html
 import math
 
-CSS = """<style>
-.sftlab-experiments {
-  --sftlab-fg: var(--jp-ui-font-color1, #1f2328); --sftlab-muted: var(--jp-ui-font-color2, #59636e);
-  --sftlab-bg2: var(--jp-layout-color2, #f6f8fa); --sftlab-border: var(--jp-border-color2, #d1d9e0);
-  --sftlab-accent: var(--jp-brand-color1, #1f6feb); --sftlab-good: #2da44e;
-  --sftlab-good-bg: rgba(45, 164, 78, 0.22); --sftlab-bad: #cf222e;
-  --sftlab-bad-bg: rgba(207, 34, 46, 0.16); --sftlab-warn: #9a6700;
-  font-family: var(--jp-ui-font-family, system-ui, sans-serif);
-  font-size: var(--jp-ui-font-size1, 13px); color: var(--sftlab-fg); gap: 4px; }
-.sftlab-experiments .sftlab-exp-table { border-collapse: collapse; margin: 4px 0 8px 0; }
-.sftlab-experiments .sftlab-exp-table th, .sftlab-experiments .sftlab-exp-table td {
-  border: 1px solid var(--sftlab-border); padding: 4px 8px; text-align: left; vertical-align: top; }
-.sftlab-experiments .sftlab-exp-table th { background: var(--sftlab-bg2); font-weight: 600; }
-.sftlab-experiments td.sftlab-num { text-align: right; font-variant-numeric: tabular-nums; }
-.sftlab-experiments .sftlab-status-queued, .sftlab-experiments .sftlab-status-cancelled { color: var(--sftlab-muted); }
-.sftlab-experiments .sftlab-status-running { color: var(--sftlab-accent); font-weight: 600; }
-.sftlab-experiments .sftlab-status-done { color: var(--sftlab-good); }
-.sftlab-experiments .sftlab-status-stopped { color: var(--sftlab-warn); }
-.sftlab-experiments .sftlab-status-failed { color: var(--sftlab-bad); }
-.sftlab-experiments .sftlab-error { color: var(--sftlab-bad); background: var(--sftlab-bad-bg);
-  border-radius: 4px; padding: 4px 8px; white-space: pre-wrap; }
-.sftlab-experiments td.sftlab-error { border-radius: 0; }
-.sftlab-experiments .sftlab-best { font-weight: 700; color: var(--sftlab-good); }
-.sftlab-experiments details summary { cursor: pointer; }
-.sftlab-experiments .sftlab-reply { max-width: 360px; white-space: pre-wrap; overflow-wrap: anywhere; }
-.sftlab-experiments del { background: var(--sftlab-bad-bg); text-decoration: line-through; }
-.sftlab-experiments ins { background: var(--sftlab-good-bg); text-decoration: none; }
-.sftlab-experiments .sftlab-muted { color: var(--sftlab-muted); }
-.sftlab-experiments progress { width: 120px; height: 12px; vertical-align: middle; }
-</style>"""
+from ._common import CSS
+
+def css() -> str:
+    """The lab's one style sheet (widgets/static/sftlab.css) as a <style> element: the
+    experiments view is built from ipywidgets, which load no style sheet of their own."""
+    return f"<style>{CSS.read_text()}</style>"
 
 _e = html.escape
 

@@ -12,23 +12,14 @@ from __future__ import annotations
 import threading
 
 import anywidget
-import torch
 import traitlets as t
 
 from lab.comparison import make_row, write_table
 from lab.generate import GenConfig
 from lab.records import Conversation
-from lab.score import token_probabilities
 from lab.session import Session
 
-from ._common import CSS, Throttle, error_text, esm
-
-
-def _tuned_differs(session: Session) -> bool:
-    """True when the tuned model is not (any longer) a copy of the base weights."""
-    if session.tuned is None:
-        return False
-    return any(not torch.equal(a, b) for a, b in zip(session.tuned.parameters(), session.base.parameters()))
+from ._common import CSS, BusyLine, Throttle, error_text, esm, join, plural
 
 
 class CompareView(anywidget.AnyWidget):
@@ -60,13 +51,18 @@ class CompareView(anywidget.AnyWidget):
     export_path = t.Unicode("sftlab_compare.csv", help="where 'Export table' writes (.csv or "
                             ".jsonl)").tag(sync=True)
     export_clicks = t.Int(0, help="incremented by the 'Export table' button").tag(sync=True)
+    busy = t.Unicode("", help="what else the session is running ('' = free)").tag(sync=True)
+    tuned_run = t.Unicode("", help="the run whose weights the tuned column shows ('' = base)").tag(sync=True)
     session = t.Instance(Session, allow_none=True, help="the lab session compared (not synced)")
 
     def __init__(self, session: Session | None = None, probes=(), **kwargs):
         super().__init__(**kwargs)
-        self.session = session
         self._probes: list[Conversation] = []
         self._thread: threading.Thread | None = None
+        self._busy = BusyLine(self)
+        self.observe(lambda change: self._busy.follow(change["new"]), "session")
+        self.session = session
+        self._busy.follow(session)
         self.set_probes(probes)
         self.observe(lambda _: self._act(self.compare), "compare_clicks")
         self.observe(lambda _: self._act(lambda: self.export(self.export_path.strip())), "export_clicks")
@@ -107,22 +103,24 @@ class CompareView(anywidget.AnyWidget):
             self.source, self.prompts, self.references = "typed", "\n".join(_escape(p) for p in prompts), ""
         if self.session is None:
             raise RuntimeError("no model loaded yet: load one in the train panel first")
-        if self.session.busy:
-            raise RuntimeError("training is running; compare when it has finished (or press Stop)")
-        if self._thread is not None and self._thread.is_alive():
+        if self.running:
             raise RuntimeError("a comparison is already running; wait for it to finish")
         items, cfg = self.items(), self.gen_config()
         if not items:
             raise ValueError("no prompts: type some (one per line) or choose the held-out probes")
         self.error = ""
-        self._thread = threading.Thread(target=self._guarded, args=(items, cfg, self.reference_mode),
-                                        daemon=True, name="sftlab-compare")
-        self._thread.start()
+        self._thread = self.session.start_job(  # Busy, naming what runs, if the session is busy
+            f"comparing {plural(len(items), 'prompt')} in the Compare tab", self._guarded, items, cfg,
+            self.reference_mode, name="sftlab-compare", by=self)
+
+    @property
+    def running(self) -> bool:
+        """True while this view's comparison runs."""
+        return self._thread is not None and self._thread.is_alive()
 
     def wait(self, timeout: float | None = None) -> list[dict]:
         """Block until the comparison ends; return the rows, or raise if it failed."""
-        if self._thread is not None:
-            self._thread.join(timeout)
+        join(self._thread, timeout)
         if self.state == "error":
             raise RuntimeError(self.error)
         return self.rows
@@ -146,6 +144,7 @@ class CompareView(anywidget.AnyWidget):
         try:
             self._compare(items, cfg, reference_mode)
         except Exception as err:  # shown in the view; `wait()` raises it for scripts
+            self.message = ""
             self.error = error_text(err)
             self.state = "error"
 
@@ -153,11 +152,10 @@ class CompareView(anywidget.AnyWidget):
         s = self.session
         self.state, self.message = "running", ""
         prompts = [c.prompt for c in items]
-        trained = _tuned_differs(s)
+        trained = s.tuned_differs()
+        self.tuned_run = s.current.name if trained and s.current else ""
         replies = {"base": [""] * len(items), "tuned": [""] * len(items)}
-        earlier = {r.name: r.replies for r in s.runs[:-1] if any(p in r.replies for p in prompts)}
-        if s.runs and not trained:  # reset since the last run: its replies are history too
-            earlier.update({r.name: r.replies for r in s.runs[-1:] if any(p in r.replies for p in prompts)})
+        earlier = s.earlier_replies(prompts)
         total = len(items) * cfg.max_new_tokens * (2 if trained else 1)
         done, throttle = [0], Throttle(0.25)
 
@@ -183,13 +181,15 @@ class CompareView(anywidget.AnyWidget):
         scores = self._score(items) if reference_mode else {}
         self.rows = [_row(c, {k: v[i] for k, v in replies.items()}, earlier, scores, i)
                      for i, c in enumerate(items)]
-        if trained and s.runs:
-            s.runs[-1].replies.update(zip(prompts, replies["tuned"]))
+        if trained:
+            s.record_replies(dict(zip(prompts, replies["tuned"])))
         self.progress = {"done": total, "total": total, "stage": "done"}
         self.state = "done"
-        self.message = (f"Compared {len(items)} prompts." if trained else
-                        f"Compared {len(items)} prompts. The tuned model is the base model (no run yet, "
-                        "or reset to base), so both columns agree: train, then compare again.")
+        done = f"Compared {plural(len(items), 'prompt')}."
+        self.message = (done if trained else
+                        f"{done} The tuned model is the base model (no run yet, reset to base, or a "
+                        "run still to load in the Train tab), so both columns agree: train, then "
+                        "compare again.")
 
     def _score(self, items: list[Conversation]) -> dict:
         """NLL of each reference answer and its per-token probabilities, per model."""
@@ -198,10 +198,9 @@ class CompareView(anywidget.AnyWidget):
         out: dict = {}
         for key, tuned in (("base", False), ("tuned", True)):
             self.progress = {**self.progress, "stage": f"scoring references ({key})"}
-            model = s.model if tuned else s.base
             nll = s.score([items[i] for i in with_ref], tuned=tuned).per_example if with_ref else []
             for i, value in zip(with_ref, nll):
-                probs = token_probabilities(model, s.tokenizer, items[i])
+                probs = s.token_probabilities(items[i], tuned=tuned)
                 out.setdefault(i, {})[key] = (value, [[tok, p] for tok, p in probs])
         return out
 

@@ -3,8 +3,9 @@
 An editable list of examples (system text, instruction, response; multi-turn records show
 every turn), starter sets, import (upload or path), export to JSONL, and for each example its
 token count, warnings and the loss mask: which tokens the model is trained to predict.
-Every edit is saved atomically to `path`, and reloaded on construction, so a kernel crash or
-restart loses nothing.
+Every edit is saved atomically to `path`, and reloaded on construction (with the starter it
+came from and its probes), so a kernel crash or restart loses nothing; a list that is replaced
+(a starter loaded over it) is kept in a numbered backup beside it.
 
 The front end edits `rows` (chat-`messages` records, the lab's JSONL form); everything else
 is computed here from `lab/` (parse, validate, mask preview, histogram).
@@ -12,7 +13,9 @@ is computed here from `lab/` (parse, validate, mask preview, histogram).
 from __future__ import annotations
 
 import contextlib
+import json
 import os
+import time
 from pathlib import Path
 
 import anywidget
@@ -20,6 +23,7 @@ import plotly.graph_objects as go
 import traitlets as t
 
 from lab import plots, starters
+from lab.atomic import write_json
 from lab.dataio import parse_record, read_dataset, read_text, write_jsonl
 from lab.masks import token_preview
 from lab.models import load_tokenizer
@@ -29,6 +33,7 @@ from lab.review import review
 from ._common import CSS, error_text, esm
 
 _EDIT_FAILED = "an edit could not be applied: "
+BACKUPS_KEPT = 20  # numbered backups of replaced lists kept beside the autosave file
 
 
 class DatasetBuilder(anywidget.AnyWidget):
@@ -128,10 +133,10 @@ class DatasetBuilder(anywidget.AnyWidget):
         self._probes = [parse_record(p) for p in probes]
         if self.path:  # kept beside the autosave so a restart restores them too
             if self._probes:
-                write_jsonl(self._probes_path(), self._probes)
+                write_jsonl(self._sidecar("probes.jsonl"), self._probes)
             else:
-                self._probes_path().unlink(missing_ok=True)
-        self.starter = self.starter_notes = ""
+                self._sidecar("probes.jsonl").unlink(missing_ok=True)
+        self._set_starter("")
         self.rows = [c.to_json() for c in convs]
         self.selected = 0 if convs else -1
 
@@ -139,8 +144,7 @@ class DatasetBuilder(anywidget.AnyWidget):
         """Replace the examples with a starter set; its probes become `.probes`."""
         convs = starters.load(name)  # ValueError names the sets there are
         self.set_examples(convs, starters.probes(name))
-        self.starter = self.starter_choice = name
-        self.starter_notes = starters.describe(name)
+        self._set_starter(name)
         self.message = (f"Loaded starter '{name}': {len(convs)} examples and {len(self._probes)} "
                         "held-out probes." + self.message)
 
@@ -176,30 +180,65 @@ class DatasetBuilder(anywidget.AnyWidget):
             os.replace(path, aside)
             self.error = f"could not reload the autosave file: {error_text(err)}; it was moved to {aside}"
             return False
-        if self._probes_path().is_file():
+        if self._sidecar("probes.jsonl").is_file():
             try:
-                self._probes = read_dataset(self._probes_path())
+                self._probes = read_dataset(self._sidecar("probes.jsonl"))
             except Exception as err:  # probes are optional: restore the examples anyway
                 self.error = f"could not reload the probes: {error_text(err)}"
         self.rows = [c.to_json() for c in convs]
         self.selected = 0
+        self._restore_starter()
         self.message = (f"Restored {len(convs)} examples" + (f" and {len(self._probes)} probes"
-                        if self._probes else "") + f" from {path} (autosave).")
+                        if self._probes else "") + (f" (starter '{self.starter}', edited or not)"
+                        if self.starter else "") + f" from {path} (autosave).")
         return True
 
-    def _probes_path(self) -> Path:
+    def _sidecar(self, suffix: str) -> Path:
+        """A file kept beside the autosave file: `<stem>.<suffix>`."""
         path = Path(self.path)
-        return path.with_name(f"{path.stem}.probes.jsonl")
+        return path.with_name(f"{path.stem}.{suffix}")
+
+    def _set_starter(self, name: str) -> None:
+        """Note which starter the list came from ('' = none), in the widget and beside the
+        autosave file, so that a restart shows the same starter and its notes."""
+        self.starter = name
+        if name:
+            self.starter_choice = name
+        self.starter_notes = starters.describe(name) if name else ""
+        if self.path:
+            write_json(self._sidecar("state.json"), {"starter": name})
+
+    def _restore_starter(self) -> None:
+        try:
+            name = json.loads(self._sidecar("state.json").read_text()).get("starter") or ""
+        except (OSError, ValueError, AttributeError):
+            return
+        if name in self.starters:
+            self.starter = self.starter_choice = name
+            self.starter_notes = starters.describe(name)
 
     def _backup_if_replacing(self, new: list[Conversation]) -> None:
-        """Before the list is replaced, keep the old one beside the autosave file."""
+        """Before the list is replaced, keep the old one in a numbered backup beside the
+        autosave file (the newest `BACKUPS_KEPT` are kept)."""
         self.message = ""
         if not (self.path and self._convs) or new == self._convs:
             return
-        path = Path(self.path)
-        backup = path.with_name(f"{path.stem}.previous{path.suffix or '.jsonl'}")
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        backup, n = self._sidecar(f"previous-{stamp}.jsonl"), 1
+        while backup.exists():
+            n += 1
+            backup = self._sidecar(f"previous-{stamp}-{n}.jsonl")
         write_jsonl(backup, self._convs)
+        for old in self.backups()[:-BACKUPS_KEPT]:
+            old.unlink(missing_ok=True)
         self.message = f" Your previous {len(self._convs)} examples are in {backup}."
+
+    def backups(self) -> list[Path]:
+        """The backups of replaced lists beside the autosave file, oldest first."""
+        if not self.path:
+            return []
+        stem = Path(self.path).stem
+        return sorted(Path(self.path).parent.glob(f"{stem}.previous-*.jsonl"), key=lambda p: p.stat().st_mtime_ns)
 
     def _append(self, convs: list[Conversation], source: str) -> int:
         self.rows = self.rows + [c.to_json() for c in convs]
@@ -225,6 +264,8 @@ class DatasetBuilder(anywidget.AnyWidget):
         lengths = [r.tokens for r in reviews if r.tokens is not None]
         self.summary = {
             **report.stats,
+            "trained_within": (sum(bool(r.trained) for r in reviews)  # trainable at max_length
+                               if self._tokenizer is not None else None),
             "warnings": sum(len(r.warnings) for r in reviews),
             "flagged": sum(bool(r.warnings) for r in reviews),
             "dataset_issues": [i.message for i in report.errors + report.warnings if i.index is None],
@@ -253,6 +294,7 @@ class DatasetBuilder(anywidget.AnyWidget):
         try:
             yield
         except Exception as err:  # any failure of a user action belongs in the panel
+            self.message = ""
             self.error = error_text(err)
 
     def _on_load_clicks(self, _change) -> None:

@@ -3,7 +3,8 @@
 A person picks a kind of variant ("subsample N", "shuffled responses", an lr sweep, ...),
 types its values ("10, 20, 40") and an experiment name, and adds the runs to a queue. The
 queue (`lab.experiments.Queue`) trains a fresh copy of the session's base model per run in a
-background thread; the session's tuned model is never touched. The view shows each run's
+background thread that holds the session's job slot; the session's tuned model is never
+touched. Runs start from the Train tab's settings in `Lab` (else `TrainConfig()`'s defaults). The view shows each run's
 status and progress, overlays the loss curves, tabulates held-out NLL and probe replies, and
 loads two finished runs' models to show their replies side by side with a word diff.
 
@@ -24,7 +25,7 @@ import plotly.graph_objects as go
 
 from lab.dataio import parse_record
 from lab.experiments.plots import is_full_sequence, nll_table_rows, overlay_losses, run_name
-from lab.experiments import Queue, slug, load_cards, load_curve
+from lab.experiments import Queue, load_cards, load_curve, slug
 from lab.generate import GenConfig
 from lab.records import Conversation
 from lab.train import StepInfo, TrainConfig
@@ -32,7 +33,7 @@ from lab.experiments.specs import KINDS, make_variants
 from lab.experiments.variants import tags as data_tags
 
 from . import _experiments_html as H
-from ._common import Throttle, error_text
+from ._common import BusyLine, Throttle, error_text, join, on_main
 from ._run_compare import RunComparison
 
 Examples = Union[Iterable, Callable[[], Iterable]]
@@ -96,9 +97,11 @@ class ExperimentsView(w.VBox):
         self._driver: threading.Thread | None = None
         self._stopping = False
         self._updating = False                 # True while the view itself sets the filter
-        self.queue = Queue(session.base, session.tokenizer, runs_dir=self.runs_dir, gen=self.gen,
+        self.queue = Queue(session, runs_dir=self.runs_dir, gen=self.gen,
                            on_step=self._on_step, on_run_end=self._on_run_end)
         self._build()
+        self._busy = BusyLine(self)
+        self._busy.follow(session)
         super().__init__(self._children())
         self.add_class("sftlab-experiments")
         self._load_history()
@@ -110,7 +113,7 @@ class ExperimentsView(w.VBox):
             widget.add_class(name)
             return widget
 
-        self.header = w.HTML(H.CSS + "<b>What-if experiments</b> <span class='sftlab-muted'>each run "
+        self.header = w.HTML(H.css() + "<b>What-if experiments</b> <span class='sftlab-muted'>each run "
                              "trains a fresh copy of the base model on a variant of the data</span>")
         self.kind = cls(w.Dropdown(options=[(k.label, key) for key, k in KINDS.items()], value="subsample",
                                    **_WIDE, description="Variant", layout=w.Layout(width="340px")), "sftlab-exp-kind")
@@ -123,9 +126,9 @@ class ExperimentsView(w.VBox):
         self.add_button = cls(w.Button(description="Add to queue", icon="plus"), "sftlab-exp-add")
         self.run_button = cls(w.Button(description="Run queue", icon="play", button_style="primary"),
                               "sftlab-exp-run")
-        self.stop_button = cls(w.Button(description="Stop", icon="stop", button_style="warning",
-                                        disabled=True), "sftlab-exp-stop")
+        self.stop_button = cls(w.Button(description="Stop", icon="stop", disabled=True), "sftlab-exp-stop")
         self.message = cls(w.HTML(), "sftlab-exp-message")
+        self.busy_html = cls(w.HTML(), "sftlab-exp-busy")
         self.error = cls(w.HTML(), "sftlab-exp-error")
         self.show = cls(w.Dropdown(options=[ALL], value=ALL, **_WIDE, description="Show",
                                    layout=w.Layout(width="340px")), "sftlab-exp-show")
@@ -148,7 +151,7 @@ class ExperimentsView(w.VBox):
         overlay.add_class("sftlab-exp-overlay")
         return [self.header,
                 w.HBox([self.kind, self.params, self.experiment, self.add_button]), self.hint,
-                w.HBox([self.run_button, self.stop_button, self.message]), self.error,
+                w.HBox([self.run_button, self.stop_button, self.message]), self.busy_html, self.error,
                 self.show, self.status_html, overlay, self.nll_html, self.comparison]
 
     # -- inputs -----------------------------------------------------------------------------
@@ -241,11 +244,10 @@ class ExperimentsView(w.VBox):
             return
         if not any(j.status == "queued" for j in self.queue.jobs):
             raise ValueError("nothing is queued: define a variant and press 'Add to queue' first")
-        if getattr(self.session, "busy", False):
-            raise RuntimeError("the session is training (Train panel); wait for it or stop it first")
         self.queue.config = self._train_config()
         self.queue.eval_data, self.queue.probes = self._eval_data(), self.probes()
         self._stopping = False
+        self.queue.start(by=self)  # Busy, naming what runs, if the session is doing something else
         self._set_running(True)
         self.message.value = "Running the queue…"
         self._driver = threading.Thread(target=self._drive, name="sftlab-experiments", daemon=True)
@@ -255,10 +257,13 @@ class ExperimentsView(w.VBox):
         """Work through the queue, including runs added while it ran; then redraw."""
         with self._reporting():
             while True:
-                self.queue.start()
                 self.queue.wait()
                 if self._stopping or not any(j.status == "queued" for j in self.queue.jobs):
                     break
+                self.queue.start(by=self)
+        on_main(self._finished)
+
+    def _finished(self) -> None:
         self._set_running(False)
         counts = Counter(job.status for job in self._jobs.values())
         self.message.value = "Queue finished: " + ", ".join(f"{v} {k}" for k, v in counts.items()) + "."
@@ -282,14 +287,25 @@ class ExperimentsView(w.VBox):
             raise RuntimeError("the queue is running; press Stop first, then change the model")
         queued = [j for j in self.queue.jobs if j.status == "queued"]
         self.session = session
-        self.queue = Queue(session.base, session.tokenizer, runs_dir=self.runs_dir, gen=self.gen,
+        self.queue = Queue(session, runs_dir=self.runs_dir, gen=self.gen,
                            on_step=self._on_step, on_run_end=self._on_run_end)
         self.queue.jobs = queued
+        self._busy.follow(session)
+
+    @property
+    def busy(self) -> str:
+        """What else the session is running ('' when it is free or runs this queue)."""
+        return self._busy_text
+
+    @busy.setter
+    def busy(self, text: str) -> None:
+        self._busy_text = text
+        self.busy_html.value = f"<div class='sftlab-busy'>{H._e(text)}</div>" if text else ""
+        self.run_button.disabled = bool(text) or self.running
 
     def wait(self, timeout: float | None = None) -> None:
         """Block until the queue and any comparison have finished (for scripts and tests)."""
-        if self._driver is not None:
-            self._driver.join(timeout)
+        join(self._driver, timeout)
         self.comparison.wait(timeout)
 
     def _set_running(self, running: bool) -> None:

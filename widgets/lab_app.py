@@ -1,8 +1,10 @@
-"""Lab: the dataset builder, train panel and compare view in tabs, bound to one session.
+"""Lab: the dataset builder, train panel, compare view and experiments view in tabs, bound to
+one session.
 
-The model is loaded once, into a `lab.session.Session` the three views share: the builder's
-examples feed the train panel, its probes feed the compare view, and a model loaded in the
-train panel becomes the one the builder tokenizes with and the compare view generates with.
+The model is loaded once, into a `lab.session.Session` the four views share, with its one
+job slot: the builder's examples feed the train panel and the experiments, its probes feed
+the compare view (and score the experiments), the experiments start from the train panel's
+settings, and a model loaded in the train panel becomes the one every view uses.
 """
 from __future__ import annotations
 
@@ -13,24 +15,31 @@ from lab.session import Session
 
 from .compare_view import CompareView
 from .dataset_builder import DatasetBuilder
+from .experiments_view import ExperimentsView
 from .train_panel import TrainPanel
 
 
 class Lab(ipywidgets.Tab):
-    """`Lab()` in a cell shows the whole workflow; `.builder`, `.trainer`, `.compare` drive it."""
+    """`Lab()` in a cell shows the whole workflow; `.builder`, `.trainer`, `.compare`,
+    `.experiments` drive it."""
 
     def __init__(self, model: str = "default", path: str | None = "sftlab_dataset.jsonl", *,
                  starter: str | None = None, session: Session | None = None, runs_dir=None,
                  save: bool = True):
         """`model`: loaded once (unless a `session` is given); `path`: the dataset autosave
-        file; `starter`: a starter set to load when there is no autosaved work."""
+        file; `starter`: a starter set to load when there is no autosaved work; `runs_dir`:
+        where runs are stored and found again after a restart (default: the session's)."""
         self.session = session or Session(model, runs_dir=runs_dir)
+        runs_dir = runs_dir or self.session.runs_dir
         self.builder = DatasetBuilder(tokenizer=self.session.tokenizer, path=path, starter=starter)
         self.trainer = TrainPanel(self.session, self.builder.examples, probes=self.builder.probes,
                                   runs_dir=runs_dir, save=save, max_length=self.builder.max_length)
         self.compare = CompareView(self.session, self.builder.probes)
-        super().__init__(children=[self.builder, self.trainer, self.compare],
-                         titles=["1 · Dataset", "2 · Train", "3 · Compare"])
+        self.experiments = ExperimentsView(
+            self.session, lambda: self.builder.examples, eval_data=lambda: self.builder.probes,
+            probes=lambda: self.builder.probes, runs_dir=runs_dir, config=self.trainer.config)
+        super().__init__(children=[self.builder, self.trainer, self.compare, self.experiments],
+                         titles=["1 · Dataset", "2 · Train", "3 · Compare", "4 · Experiments"])
         self.add_class("sftlab-app")
         traitlets.link((self.builder, "max_length"), (self.trainer, "max_length"))
         traitlets.link((self.builder, "completion_only"), (self.trainer, "completion_only"))
@@ -47,3 +56,4 @@ class Lab(ipywidgets.Tab):
         self.compare.session = self.session
         if self.session is not None:
             self.builder.tokenizer = self.session.tokenizer
+            self.experiments.set_session(self.session)

@@ -1,8 +1,13 @@
-"""TrainPanel: choose a model and hyperparameters, see the cost, train live, stop, reset.
+"""TrainPanel: choose a model and hyperparameters, see the cost, train live, stop, reset, and
+reload earlier runs.
 
-Training runs in a background thread (`Session.train` with a callback), so the notebook stays
-responsive; the callback pushes progress and the loss curve to the browser at most a few
-times a second. Failures (bad data, a model that cannot be loaded) appear in the panel.
+Training runs in a background thread that holds the session's job slot (`Session.start_job`),
+so the notebook stays responsive and nothing else trains or generates meanwhile; a callback
+pushes progress and the loss curve to the browser a few times a second. Failures (bad data,
+bad settings, a model that cannot be loaded, another job running) appear in the panel.
+
+The runs folder is the panel's memory: after a kernel restart it shows the last run's curve
+and summary, and any stored run can be loaded back as the tuned model.
 """
 from __future__ import annotations
 
@@ -12,18 +17,23 @@ import anywidget
 import plotly.graph_objects as go
 import traitlets as t
 
-from lab import plots
-from lab.estimate import describe, duration, estimate, steps_for
+from lab import plots, runs
+from lab.config import TrainConfig, eval_every_for, problems
+from lab.estimate import describe, duration, estimate
 from lab.generate import GenConfig
 from lab.records import Conversation
 from lab.session import Run, Session
-from lab.train import Callback, StepInfo, TrainConfig, TrainResult
+from lab.train import Callback, StepInfo, TrainResult, split_eval
 
-from ._common import CSS, Throttle, error_text, esm
+from ._common import CSS, BusyLine, Throttle, error_text, esm, join, on_main
 
 SAMPLE_PROBES = 2        # probe prompts answered after each eval when sample replies are on
 SAMPLE_TOKENS = 48       # reply length of those samples: short, training waits for them
 EVALS_PER_RUN = 4        # held-out evals spread over a run (when there is an eval split)
+LONG_RUN_S = 15 * 60     # a run estimated to take longer asks for a second press of Start
+_DEFAULT = TrainConfig()
+LABELS = {"epochs": "Epochs", "lr": "Learning rate", "batch_size": "Batch size",
+          "max_length": "Max length", "eval_split": "Eval split", "max_steps": "Max steps"}
 
 
 class TrainPanel(anywidget.AnyWidget):
@@ -36,12 +46,14 @@ class TrainPanel(anywidget.AnyWidget):
                            "or a local folder").tag(sync=True)
     loaded_model = t.Unicode("", help="the model the session holds ('' = none loaded yet)").tag(sync=True)
     model_info = t.Unicode("", help="size and device of the loaded model").tag(sync=True)
-    epochs = t.Float(2.0, help="passes over the training examples").tag(sync=True)
-    lr = t.Float(2e-4, help="peak learning rate (AdamW, warmup then cosine decay)").tag(sync=True)
-    batch_size = t.Int(8, help="examples per optimiser step").tag(sync=True)
-    max_length = t.Int(256, help="tokens per example; longer ones are cut").tag(sync=True)
-    completion_only = t.Bool(True, help="loss on response tokens only (else on every token)").tag(sync=True)
-    eval_split = t.Float(0.1, help="share of the examples held out to measure eval loss").tag(sync=True)
+    epochs = t.Float(_DEFAULT.epochs, help="passes over the training examples").tag(sync=True)
+    lr = t.Float(_DEFAULT.lr, help="peak learning rate (AdamW, warmup then cosine decay)").tag(sync=True)
+    batch_size = t.Int(_DEFAULT.batch_size, help="examples per optimiser step").tag(sync=True)
+    max_length = t.Int(_DEFAULT.max_length, help="tokens per example; longer ones are cut").tag(sync=True)
+    completion_only = t.Bool(_DEFAULT.completion_only, help="loss on response tokens only (else on "
+                             "every token)").tag(sync=True)
+    eval_split = t.Float(_DEFAULT.eval_split, help="share of the examples held out to measure "
+                         "eval loss").tag(sync=True)
     max_steps = t.Int(0, help="stop after this many optimiser steps (0 = use epochs)").tag(sync=True)
     sample_replies = t.Bool(False, help="after each eval, let the model answer a few probe "
                             "prompts (slows training a little)").tag(sync=True)
@@ -54,31 +66,42 @@ class TrainPanel(anywidget.AnyWidget):
     samples = t.List(t.Dict(), help="probe replies during training: {step, prompt, reply}").tag(sync=True)
     message = t.Unicode("", help="what just happened, for the status line").tag(sync=True)
     error = t.Unicode("", help="what went wrong and how to fix it ('' = nothing)").tag(sync=True)
+    busy = t.Unicode("", help="what else the session is running ('' = free)").tag(sync=True)
+    confirm = t.Unicode("", help="a question Start waits on (a very long run); pressing Start "
+                        "again answers yes").tag(sync=True)
+    stored = t.List(t.Dict(), help="runs in the runs folder: {name, path, status, line, "
+                    "loadable}").tag(sync=True)
+    run_choice = t.Unicode("", help="the stored run picked to load as the tuned model").tag(sync=True)
+    tuned_run = t.Unicode("", help="the run whose weights the tuned model holds ('' = base)").tag(sync=True)
     load_clicks = t.Int(0, help="incremented by the 'Load model' button").tag(sync=True)
     start_clicks = t.Int(0, help="incremented by the 'Start' button").tag(sync=True)
     stop_clicks = t.Int(0, help="incremented by the 'Stop' button").tag(sync=True)
     reset_clicks = t.Int(0, help="incremented by the 'Reset to base' button").tag(sync=True)
+    load_run_clicks = t.Int(0, help="incremented by the 'Load as tuned' button").tag(sync=True)
     chart = anywidget.WidgetTrait().tag(sync=True)
     session = t.Instance(Session, allow_none=True, help="the lab session trained (not synced)")
 
     def __init__(self, session: Session | None = None, examples=(), *, model: str = "default",
                  probes=(), runs_dir=None, save: bool = True, **hyperparameters):
         """`session`: reuse a loaded model (else `model` is loaded at the first Load/Start);
-        `save`: write a run folder per run under `runs_dir`."""
+        `save`: write a run folder per run under `runs_dir` (default: the session's)."""
         super().__init__(model_name=session.model_name if session else model, **hyperparameters)
         self._examples: list[Conversation] = list(examples)
         self._probes: list[str] = []
         self._runs_dir, self._save = runs_dir, save
         self._thread: threading.Thread | None = None
-        self.run: Run | None = None  # the last finished (or stopped) run
+        self._confirmed: dict | None = None
+        self.run: Run | None = None  # the last run this panel trained (None: stopped at once)
         self.chart = go.FigureWidget(plots.loss_figure())
+        self._busy = BusyLine(self)
         self.observe(self._on_session, "session")
-        self.observe(lambda _: self.refresh_estimate(),
-                     ["epochs", "batch_size", "max_length", "completion_only", "eval_split", "max_steps"])
+        self.observe(self._on_settings, ["epochs", "lr", "batch_size", "max_length", "completion_only",
+                                         "eval_split", "max_steps"])
         self.observe(lambda _: self._act(self.load_model), "load_clicks")
         self.observe(lambda _: self._act(self.start), "start_clicks")
         self.observe(lambda _: self._act(self.stop), "stop_clicks")
         self.observe(lambda _: self._act(self.reset), "reset_clicks")
+        self.observe(lambda _: self._act(lambda: self.load_run(self.run_choice)), "load_run_clicks")
         self.session = session
         self.set_probes(probes)
         self.refresh_estimate()
@@ -95,17 +118,20 @@ class TrainPanel(anywidget.AnyWidget):
         self._probes = [p if isinstance(p, str) else p.prompt for p in probes]
 
     def config(self) -> TrainConfig:
-        """The TrainConfig the panel's settings stand for (ValueError if one is out of range)."""
-        if self.epochs <= 0 and not self.max_steps:
-            raise ValueError("epochs must be above 0 (or set max_steps)")
-        if self.lr <= 0:
-            raise ValueError("the learning rate must be above 0, e.g. 2e-4")
-        cfg = TrainConfig(epochs=self.epochs, max_steps=self.max_steps or None, lr=self.lr,
-                          batch_size=self.batch_size, max_length=self.max_length,
-                          completion_only=self.completion_only, eval_split=self.eval_split)
+        """The TrainConfig the panel's settings stand for; a ValueError lists every setting
+        that is out of range, by the names the panel shows."""
+        values = {"epochs": self.epochs, "max_steps": self.max_steps or None, "lr": self.lr,
+                  "batch_size": self.batch_size, "max_length": self.max_length,
+                  "completion_only": self.completion_only, "eval_split": self.eval_split}
+        found = problems(values, LABELS)
+        if self.max_steps < 0:
+            found.insert(0, "Max steps must be 0 (use the epochs) or more")
+        if found:
+            raise ValueError("; ".join(found))
+        cfg = TrainConfig(**values)
         if cfg.eval_split > 0:
-            n_train = len(self._examples) - max(1, round(cfg.eval_split * len(self._examples)))
-            cfg.eval_every = max(1, steps_for(max(1, n_train), cfg)[1] // EVALS_PER_RUN)
+            n_train = len(split_eval(self._examples, cfg.eval_split, cfg.seed)[0])
+            cfg.eval_every = eval_every_for(n_train, cfg, EVALS_PER_RUN)
         return cfg
 
     def refresh_estimate(self) -> None:
@@ -114,10 +140,10 @@ class TrainPanel(anywidget.AnyWidget):
         if self.session is None:
             self.estimate = {"text": "Load the model to see an estimate."}
             return
-        last = self.session.runs[-1].result if self.session.runs else None
+        speed = next((r.result.tokens_per_second for r in reversed(self.session.runs) if r.result), None)
         try:
             est = estimate(self._examples, self.session.tokenizer, self.config(), self.session.model,
-                           tokens_per_second=last.tokens_per_second if last else None)
+                           tokens_per_second=speed)
         except Exception as err:  # a bad setting or example: the estimate line says so
             self.estimate = {"text": f"no estimate: {error_text(err)}"}
             return
@@ -127,15 +153,33 @@ class TrainPanel(anywidget.AnyWidget):
         """Load `name` (default: the panel's model box) in the background, replacing the session."""
         name = (name or self.model_name).strip()
         self.model_name = name
-        self._launch(self._load, name)
+        self._check_free()
+        self._thread = threading.Thread(target=self._guarded, args=(self._load, name), daemon=True,
+                                        name="sftlab-load")
+        self._thread.start()
 
     def start(self) -> None:
-        """Start training in the background (loading the model first if it changed)."""
+        """Start training in the background (loading the model first if it changed).
+
+        A run estimated to take longer than `LONG_RUN_S` waits for a second `start()` with the
+        same settings (the panel asks; Start again answers yes)."""
         if not self._examples:
             raise ValueError("no examples to train on: load a starter or add examples in the "
                              "dataset builder (or call set_examples)")
         cfg = self.config()
-        self._launch(self._train, cfg, list(self._examples))
+        if not self._confirm_long_run(cfg):
+            return
+        data = list(self._examples)
+        self._check_free()
+        self.error = ""
+        if self.session is None or self.model_name.strip() != self.session.model_name:
+            self._thread = threading.Thread(target=self._guarded, args=(self._load_and_train, cfg, data),
+                                            daemon=True, name="sftlab-train")
+            self._thread.start()
+        else:
+            self._thread = self.session.start_job("training in the Train tab", self._guarded,
+                                                  self._train, self.session, cfg, data,
+                                                  name="sftlab-train", by=self)
 
     def stop(self) -> None:
         """End the run after the current step; the model keeps what it has learned so far."""
@@ -145,24 +189,37 @@ class TrainPanel(anywidget.AnyWidget):
             self.message = "Stopping after the current step…"
 
     def reset(self) -> None:
-        """Make the tuned model the base model again (runs stay in the session's history)."""
-        if self.busy:
+        """Make the tuned model the base model again (runs stay in the runs folder)."""
+        if self.running:
             raise RuntimeError("training is running; press Stop first, then Reset to base")
         if self.session is not None:
-            self.session.reset_to_base()
+            self.session.reset_to_base()  # Busy, with what runs, if another job holds the session
+        self._clear_run_view()
         self.message = "Reset: the tuned model is the base model again."
         self.state = "idle"
 
+    def load_run(self, name: str) -> None:
+        """Make a stored run's model the tuned model (a run's name or folder)."""
+        if self.session is None:
+            raise RuntimeError("load a model first (Load model), then its runs")
+        if not name:
+            raise ValueError("pick a stored run to load first")
+        card = self.session.load_run(name)
+        self._show_card(card)
+        self.state = "idle"
+        self.message = (f"Loaded run {card['name']} as the tuned model ({runs.summary_line(card)}). "
+                        "Compare it with the base model in the Compare tab.")
+
     def wait(self, timeout: float | None = None) -> Run | None:
         """Block until the background job ends; return the run, or raise if it failed."""
-        if self._thread is not None:
-            self._thread.join(timeout)
+        join(self._thread, timeout)
         if self.state == "error":
             raise RuntimeError(self.error)
         return self.run
 
     @property
-    def busy(self) -> bool:
+    def running(self) -> bool:
+        """True while this panel's background job (loading or training) runs."""
         return self._thread is not None and self._thread.is_alive()
 
     # -- background jobs --------------------------------------------------------------------
@@ -174,43 +231,75 @@ class TrainPanel(anywidget.AnyWidget):
         except Exception as err:  # any failure of a user action belongs in the panel
             self.error = error_text(err)
 
-    def _launch(self, job, *args) -> None:
-        if self.busy:
+    def _check_free(self) -> None:
+        if self.running:
             raise RuntimeError("the panel is busy (loading or training); wait, or press Stop")
-        self.error = ""
-        self._thread = threading.Thread(target=self._guarded, args=(job, *args), daemon=True,
-                                        name="sftlab-train")
-        self._thread.start()
+        if self.session is not None and self.session.busy:
+            raise RuntimeError(self.session.busy_message())
+
+    def _confirm_long_run(self, cfg: TrainConfig) -> bool:
+        """True when the run may start: it is not long, or Start was pressed again for it."""
+        seconds = self.estimate.get("seconds") or 0
+        if seconds <= LONG_RUN_S or self._confirmed == cfg.to_json():
+            self.confirm = ""
+            return True
+        self._confirmed = cfg.to_json()
+        self.confirm = (f"This run would take about {duration(seconds)} on this machine "
+                        f"({self.estimate.get('steps')} steps). Press Start again to run it anyway, "
+                        "or lower the epochs or max steps.")
+        return False
 
     def _guarded(self, job, *args) -> None:
         try:
             job(*args)
         except Exception as err:  # shown in the panel; `wait()` raises it for scripts
+            self.message = ""
             self.error = error_text(err)
             self.state = "error"
 
-    def _load(self, name: str) -> None:
+    def _load(self, name: str) -> Session:
         self.state, self.message = "loading", f"Loading model '{name}'…"
-        self.session = Session(name, runs_dir=self._runs_dir)
+        session = Session(name, runs_dir=self._runs_dir or (self.session.runs_dir if self.session else None))
+        on_main(self._set_session, session)
         self.state, self.message = "idle", f"Loaded '{name}'."
+        return session
 
-    def _train(self, cfg: TrainConfig, data: list[Conversation]) -> None:
-        if self.session is None or self.model_name.strip() != self.session.model_name:
-            self._load(self.model_name.strip())
-        self.state, self.message, self.samples = "training", "Training…", []
-        self.run = self.session.train(data, cfg, callbacks=[_Live(self)], save=self._save)
+    def _set_session(self, session: Session) -> None:
+        self.session = session
+
+    def _load_and_train(self, cfg: TrainConfig, data: list[Conversation]) -> None:
+        session = self._load(self.model_name.strip())
+        with session.job("training in the Train tab", by=self):
+            self._train(session, cfg, data)
+
+    def _train(self, session: Session, cfg: TrainConfig, data: list[Conversation]) -> None:
+        """The run itself, in the thread that holds the session's job slot."""
+        self.state, self.message, self.samples, self.confirm = "training", "Training…", [], ""
+        self.run = run = session.train(data, cfg, callbacks=[_Live(self, session)], save=self._save)
         self.refresh_estimate()  # now from the speed this run measured
-        r = self.run.result
+        self.progress = {**self.progress, "eta": None}
+        self.tuned_run = session.current.name if session.current else ""
+        if run is None:
+            self.state = "stopped"
+            self.message = "Stopped before the first step: nothing changed, no run was saved."
+            return
+        r = run.result
         ev = f", eval loss {r.eval_loss:.3f}" if r.eval_loss is not None else ""
-        where = f" Saved in {self.run.out}." if self.run.out else ""
+        where = f" Saved in {run.out}." if run.out else ""
+        loss = f"train loss {r.final_loss:.3f} (mean of the last {min(5, r.steps)} steps){ev}"
         if r.stopped:
             self.state = "stopped"
             self.message = (f"Stopped at step {r.steps} of {r.total_steps}; the model keeps what it "
-                            f"learned. Loss {r.final_loss:.3f}{ev}.{where}")
+                            f"learned. {loss[0].upper()}{loss[1:]}.{where}")
         else:
             self.state = "done"
-            self.message = (f"Run {self.run.name} finished: {r.steps} steps in {duration(r.seconds)} "
-                            f"({r.tokens_per_second:.0f} tokens/s), final loss {r.final_loss:.3f}{ev}.{where}")
+            self.message = (f"Run {run.name} finished: {r.steps} steps in {duration(r.seconds)} "
+                            f"({r.tokens_per_second:.0f} tokens/s), {loss}.{where}")
+        self._refresh_stored(session)
+
+    def _on_settings(self, _change) -> None:
+        self.confirm = ""
+        self.refresh_estimate()
 
     def _on_session(self, change) -> None:
         s = change["new"]
@@ -218,7 +307,52 @@ class TrainPanel(anywidget.AnyWidget):
         if s is not None:
             n = sum(p.numel() for p in s.base.parameters())
             self.model_info = f"{n / 1e6:.1f}M parameters on {next(s.base.parameters()).device}"
+            self.tuned_run = s.current.name if s.current else ""
+        self._busy.follow(s)
         self.refresh_estimate()
+        self._refresh_stored(s)
+        if s is not None and not s.runs and self.state == "idle":
+            self._show_last_stored()
+
+    # -- the runs folder --------------------------------------------------------------------
+    def _refresh_stored(self, session: Session | None) -> None:
+        """The stored runs list: every run folder, newest first, loadable when its model fits."""
+        if session is None:
+            self.stored = []
+            return
+        names = (session.model_name, session.base.config.name_or_path)
+        cards = list(reversed(session.stored_runs()))
+        self.stored = [{"name": c["name"], "path": c["path"], "status": c.get("status", "?"),
+                        "line": runs.summary_line(c),
+                        "loadable": (c.get("model") in names
+                                     and runs.has_model(c["path"]))} for c in cards]
+        if self.run_choice not in [c["path"] for c in self.stored if c["loadable"]]:
+            self.run_choice = next((c["path"] for c in self.stored if c["loadable"]), "")
+
+    def _show_last_stored(self) -> None:
+        """After a restart: the last plain training run's curve and summary, and how to reload it."""
+        last = next((c for c in self.stored if "experiment" not in c), None)
+        card = runs.read_card(last["path"]) if last else None
+        if card is None:
+            return
+        self._show_card(card)
+        hint = (" Its model is not loaded: pick it under 'Stored runs' and press 'Load as tuned'."
+                if last["loadable"] else "")
+        self.message = f"Last run in {self.session.runs_dir}: {runs.summary_line(card)}.{hint}"
+
+    def _show_card(self, card: dict) -> None:
+        """Show a stored run's loss curve and final progress."""
+        curve = runs.load_curve(card["path"])
+        steps = [r for r in curve if "loss" in r]
+        total = card.get("total_steps") or (steps[-1].get("total_steps") if steps else None)
+        plots.sync_figure(self.chart, plots.loss_figure(curve, total))
+        self.progress = {"step": card.get("steps") or 0, "total": total or 0,
+                         "loss": steps[-1]["loss"] if steps else None} if steps else {}
+        self.tuned_run = self.session.current.name if self.session and self.session.current else ""
+
+    def _clear_run_view(self) -> None:
+        self.progress, self.samples, self.confirm, self.tuned_run = {}, [], "", ""
+        plots.sync_figure(self.chart, plots.loss_figure())
 
     # -- called by the training thread ------------------------------------------------------
     def _show(self, history: list[dict], info: StepInfo | None) -> None:
@@ -232,10 +366,10 @@ class TrainPanel(anywidget.AnyWidget):
             self.chart.data[0].x, self.chart.data[0].y = s["train_x"], s["train_y"]
             self.chart.data[1].x, self.chart.data[1].y = s["eval_x"], s["eval_y"]
 
-    def _sample(self, step: int) -> None:
+    def _sample(self, session: Session, step: int) -> None:
         """Answer a few probe prompts with the model as it is now (greedy, short)."""
         prompts = self._probes[:SAMPLE_PROBES]
-        replies = self.session.reply(prompts, cfg=GenConfig(max_new_tokens=SAMPLE_TOKENS))
+        replies = session.reply(prompts, cfg=GenConfig(max_new_tokens=SAMPLE_TOKENS))
         self.samples = self.samples + [{"step": step, "prompt": p, "reply": r}
                                        for p, r in zip(prompts, replies)]
 
@@ -243,8 +377,8 @@ class TrainPanel(anywidget.AnyWidget):
 class _Live(Callback):
     """Forwards the training loop's progress to the panel, at most ~4 times a second."""
 
-    def __init__(self, panel: TrainPanel):
-        self.panel, self.history, self.last = panel, [], None
+    def __init__(self, panel: TrainPanel, session: Session):
+        self.panel, self.session, self.history, self.last = panel, session, [], None
         self.throttle = Throttle(0.25)
 
     def on_start(self, total_steps: int, n_examples: int) -> None:
@@ -255,13 +389,14 @@ class _Live(Callback):
         self.history.append({"step": info.step, "loss": info.loss})
         self.last = info
         if self.throttle.ready():
+            self.session.describe(f"training in the Train tab (step {info.step} of {info.total_steps})")
             self.panel._show(self.history, info)
 
     def on_eval(self, step: int, eval_loss: float) -> None:
         self.history.append({"step": step, "eval_loss": eval_loss})
         self.panel._show(self.history, self.last)
         if self.panel.sample_replies and self.panel._probes:
-            self.panel._sample(step)
+            self.panel._sample(self.session, step)
 
     def on_end(self, result: TrainResult) -> None:
         self.panel._show(result.history, self.last)

@@ -174,13 +174,14 @@ class Queue:
             self.jobs += new
         return new
 
-    def start(self) -> None:
+    def start(self, by=None) -> None:
         """Start working through the queue (no-op if already running; `Busy` if the session
-        is doing something else)."""
+        is doing something else; `by`: see `Session.job`)."""
         if self.running:
             return
         self._cancel = False
-        self._thread = self.session.start_job("the experiments queue", self._work, name="sftlab-queue")
+        self._thread = self.session.start_job("the experiments queue", self._work, name="sftlab-queue",
+                                              by=by)
 
     @property
     def running(self) -> bool:

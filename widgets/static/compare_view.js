@@ -4,6 +4,25 @@
 
 const LABELS = { base: "Base model", tuned: "Tuned model" };
 
+function diffView(pieces) {
+  // The reply as it reads, words it adds over the base reply marked green; where it drops
+  // base words, a small red mark whose tooltip (and the line below) shows them. Deleted and
+  // added words are never interleaved, so even a reply that changed completely reads cleanly.
+  const dropped = [];
+  const body = pieces.map(([op, text]) => {
+    if (op === "equal") return text;
+    if (op === "insert") return h("ins", { class: "sftlab-ins" }, text);
+    dropped.push(text.trim());
+    return h("span", { class: "sftlab-del-mark", title: `base reply had here: ${text.trim()}` }, "⌫");
+  });
+  const added = pieces.filter(([op]) => op === "insert").reduce((n, [, t]) => n + t.trim().split(/\s+/).filter(Boolean).length, 0);
+  const lost = dropped.join(" ").split(/\s+/).filter(Boolean).length;
+  const note = lost || added ? h("details", { class: "sftlab-diff-note" },
+    h("summary", {}, `${added} word${added === 1 ? "" : "s"} added, ${lost} dropped from the base reply`),
+    lost ? h("div", { class: "sftlab-dropped" }, "Dropped: ", ...dropped.flatMap((t, i) => [i ? " … " : "", h("del", { class: "sftlab-del" }, t)])) : null) : null;
+  return [h("div", { class: "sftlab-reply" }, body), note];
+}
+
 function short(text, n = 40) {
   return text.length > n ? `${text.slice(0, n)}…` : text;
 }
@@ -57,7 +76,9 @@ function render({ model, el }) {
   const error = h("div", { class: "sftlab-error", role: "alert" });
   const table = h("table", { class: "sftlab-table" });
 
+  const busy = h("div", { class: "sftlab-busy", role: "status" });
   el.classList.add("sftlab", "sftlab-compare");
+  keepKeys(el);
   el.append(
     h("div", { class: "sftlab-toolbar" }, h("label", {}, "Prompts ", source)),
     typed, probeList,
@@ -66,8 +87,9 @@ function render({ model, el }) {
       h("label", {}, "Max new tokens ", maxNew), h("label", {}, "Seed ", seed),
       h("label", { class: "sftlab-check", title: "Score the reference answers: NLL and per-token probabilities under each model" },
         referenceMode, " Reference mode"),
-      h("label", { class: "sftlab-check" }, showDiff, " Word diff")),
+      h("label", { class: "sftlab-check", title: "Mark the words each reply adds to the base reply; dropped words show on hover" }, showDiff, " Word diff")),
     h("div", { class: "sftlab-toolbar" }, compare, exportPath, exportButton),
+    busy,
     h("div", { class: "sftlab-progress-row" }, bar, barText),
     error, message, table);
 
@@ -93,10 +115,7 @@ function render({ model, el }) {
     exportPath.value = model.get("export_path");
   }
   function reply(col) {
-    if (col.diff && col.reply && model.get("show_diff")) {
-      return h("div", { class: "sftlab-reply" }, col.diff.map(([op, text]) => (op === "equal" ? text
-        : h(op === "insert" ? "ins" : "del", { class: op === "insert" ? "sftlab-ins" : "sftlab-del" }, text))));
-    }
+    if (col.diff && col.reply && model.get("show_diff")) return diffView(col.diff);
     const running = model.get("state") === "running";
     const missing = col.reply === null ? "(not recorded for this run)" : running ? "…" : "(empty reply)";
     return h("div", { class: "sftlab-reply" }, col.reply || h("span", { class: "sftlab-pending" }, missing));
@@ -117,7 +136,8 @@ function render({ model, el }) {
     const names = rows[0].columns.map((c) => c.name);
     table.replaceChildren(
       h("thead", {}, h("tr", {}, h("th", { style: "width: 22%" }, "Prompt"),
-        names.map((n) => h("th", { "data-column": n }, LABELS[n] || `Earlier run: ${n}`)))),
+        names.map((n) => h("th", { "data-column": n }, n === "tuned" && model.get("tuned_run")
+          ? `Tuned model (run ${model.get("tuned_run")})` : LABELS[n] || `Earlier run: ${n}`)))),
       h("tbody", {}, rows.map((r) => h("tr", { class: "sftlab-row" },
         h("td", { class: "sftlab-prompt-cell" },
           r.system ? h("div", { class: "sftlab-badge", title: r.system }, `system: ${short(r.system)}`) : null,
@@ -128,7 +148,9 @@ function render({ model, el }) {
   function drawState() {
     const p = model.get("progress");
     const running = model.get("state") === "running";
-    compare.disabled = running;
+    compare.disabled = running || !!model.get("busy");
+    busy.textContent = model.get("busy");
+    busy.hidden = !model.get("busy");
     el.dataset.state = model.get("state");
     bar.max = Math.max(1, p.total || 0);
     bar.value = p.done || 0;
@@ -142,7 +164,7 @@ function render({ model, el }) {
     "max_new_tokens", "seed", "reference_mode", "show_diff", "export_path"]) model.on(`change:${name}`, drawInputs);
   model.on("change:show_diff", drawTable);
   model.on("change:rows", drawTable);
-  for (const name of ["state", "progress", "message", "error"]) model.on(`change:${name}`, drawState);
+  for (const name of ["state", "progress", "message", "error", "busy"]) model.on(`change:${name}`, drawState);
   model.on("change:state", drawTable);
   drawInputs();
   drawTable();

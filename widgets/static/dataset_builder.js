@@ -128,14 +128,13 @@ function render({ model, el, host }) {
   const preview = h("div", { class: "sftlab-preview" });
   const notes = h("details", { class: "sftlab-starter-notes" });
   const histogram = h("div", { class: "sftlab-histogram" });
+  const legend = h("div", { class: "sftlab-legend" });
   const detail = h("div", { class: "sftlab-detail" },
     detailTitle,
-    h("div", { class: "sftlab-legend" },
-      h("span", { class: "sftlab-tok sftlab-trained" }, "trained"), " response + end-of-turn: the loss is on these · ",
-      h("span", { class: "sftlab-tok sftlab-context" }, "context"), " prompt + template: seen, not trained · ",
-      h("span", { class: "sftlab-tok sftlab-trained sftlab-cut" }, "cut"), " beyond max_length"),
+    legend,
     preview, notes, histogram);
   el.classList.add("sftlab", "sftlab-dataset");
+  keepKeys(el);
   el.append(toolbar, transfer, message, error, summary,
     h("div", { class: "sftlab-columns" }, h("div", { class: "sftlab-list-pane" }, shown, list), detail));
 
@@ -215,6 +214,14 @@ function render({ model, el, host }) {
   }
 
   // ---- details: preview, summary, status ------------------------------------------------
+  function drawLegend() {
+    const trained = h("span", { class: "sftlab-tok sftlab-trained" }, "trained");
+    const cut = [h("span", { class: "sftlab-tok sftlab-trained sftlab-cut" }, "cut"), " beyond max_length"];
+    legend.replaceChildren(...(model.get("completion_only")
+      ? [trained, " response + end-of-turn: the loss is on these · ",
+        h("span", { class: "sftlab-tok sftlab-context" }, "context"), " prompt + template: seen, not trained · ", ...cut]
+      : [trained, " every token, prompt and template too (full-sequence loss is on) · ", ...cut]));
+  }
   function drawPreview() {
     const i = model.get("selected");
     const tokens = model.get("preview");
@@ -236,7 +243,9 @@ function render({ model, el, host }) {
   function drawSummary() {
     const s = model.get("summary");
     if (!s.count) { summary.replaceChildren(); return; }
-    const parts = [plural(s.count, "example"), `${s.trainable} trainable`];
+    const within = s.trained_within;
+    const parts = [plural(s.count, "example"), within == null || within === s.trainable
+      ? `${s.trainable} trainable` : `${within} of ${s.trainable} trainable at max_length ${model.get("max_length")}`];
     if (s.multi_turn) parts.push(`${s.multi_turn} multi-turn`);
     if (s.tokens) parts.push(`tokens: mean ${Math.round(s.tokens.mean)}, min ${s.tokens.min}, max ${s.tokens.max}`);
     if (s.over_max_length) parts.push(`${s.over_max_length} over max_length ${model.get("max_length")}`);
@@ -275,6 +284,7 @@ function render({ model, el, host }) {
   model.on("change:selected", () => { drawSelected(); drawPreview(); });
   model.on("change:preview", drawPreview);
   model.on("change:summary", drawSummary);
+  model.on("change:completion_only", drawLegend);
   model.on("change:starters", drawStarters);
   model.on("change:starter_choice", () => { starterSelect.value = model.get("starter_choice"); });
   for (const name of ["message", "error", "starter_notes", "starter", "path"]) model.on(`change:${name}`, drawStatus);
@@ -283,6 +293,7 @@ function render({ model, el, host }) {
   importPath.value = model.get("import_path");
   exportPath.value = model.get("export_path");
   drawStarters();
+  drawLegend();
   drawList();
   drawPreview();
   drawSummary();

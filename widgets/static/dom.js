@@ -26,3 +26,12 @@ function whenVisible(node, draw) {
   seen.observe(node);
   return () => seen.disconnect();
 }
+
+function keepKeys(el) {
+  // Keys typed in a widget stay in it: JupyterLab's notebook shortcuts (Shift+Enter runs the
+  // cell, Enter and Escape switch modes, A/B/D/X edit cells) never see them, and Enter makes a
+  // new line in a text box. JupyterLab listens for keys on the document, after they bubble up
+  // from here; the attribute tells its shortcut matcher to skip this subtree too.
+  el.setAttribute("data-lm-suppress-shortcuts", "true");
+  for (const type of ["keydown", "keyup", "keypress"]) el.addEventListener(type, (e) => e.stopPropagation());
+}

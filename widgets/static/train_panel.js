@@ -45,6 +45,17 @@ function render({ model, el, host }) {
   const info = h("span", { class: "sftlab-model-info" });
   const estimate = h("div", { class: "sftlab-estimate" });
   const start = button("sftlab-start sftlab-primary", "Start", "start_clicks", "Train the model on the examples");
+  const busy = h("div", { class: "sftlab-busy", role: "status" });
+  const confirm = h("div", { class: "sftlab-confirm", role: "alert" });
+  const runSelect = h("select", {
+    class: "sftlab-run-select", title: "Runs stored in the runs folder, newest first",
+    onchange: () => { model.set("run_choice", runSelect.value); model.save_changes(); },
+  });
+  const loadRun = h("button", { class: "sftlab-button sftlab-load-run", onclick: () => {
+    model.set("run_choice", runSelect.value);
+    click("load_run_clicks");
+  }, title: "Make this run's saved model the tuned model (to compare it, or to train it further)" }, "Load as tuned");
+  const tuned = h("span", { class: "sftlab-tuned-run" });
   const stop = button("sftlab-stop", "Stop", "stop_clicks", "End the run after the current step; the model keeps what it learned");
   const reset = button("sftlab-reset", "Reset to base", "reset_clicks", "Forget all training: the tuned model becomes the base model again");
   const load = button("sftlab-load-model", "Load model", "load_clicks", "Load the model named in the box");
@@ -63,8 +74,11 @@ function render({ model, el, host }) {
         h("option", { value: "HuggingFaceTB/SmolLM2-135M" }))),
     grid, estimate,
     h("div", { class: "sftlab-toolbar" }, start, stop, reset, state),
+    busy, confirm,
     h("div", { class: "sftlab-progress-row" }, bar, barText),
-    error, message, chart, samples);
+    error, message, chart, samples,
+    h("div", { class: "sftlab-toolbar sftlab-runs" }, h("label", {}, "Stored runs ", runSelect), loadRun, tuned));
+  keepKeys(el);
 
   function drawSettings() {
     modelBox.value = model.get("model_name");
@@ -84,11 +98,18 @@ function render({ model, el, host }) {
   }
   function drawState() {
     const s = model.get("state");
-    const busy = s === "loading" || s === "training" || s === "stopping";
-    start.disabled = busy;
-    load.disabled = busy;
-    reset.disabled = busy;
+    const other = model.get("busy");
+    const working = s === "loading" || s === "training" || s === "stopping";
+    start.disabled = working || !!other;
+    start.textContent = model.get("confirm") ? "Start anyway" : "Start";
+    load.disabled = working || !!other;
+    reset.disabled = working || !!other;
+    loadRun.disabled = working || !!other || !runSelect.value;
     stop.disabled = s !== "training";
+    busy.textContent = other;
+    busy.hidden = !other;
+    confirm.textContent = model.get("confirm");
+    confirm.hidden = !model.get("confirm");
     state.textContent = { loading: "loading model…", training: "training…", stopping: "stopping…",
       done: "done", stopped: "stopped", error: "failed", idle: "" }[s] ?? s;
     el.dataset.state = s;
@@ -100,16 +121,27 @@ function render({ model, el, host }) {
     bar.value = p.step || 0;
     if (!total) { barText.textContent = ""; return; }
     const parts = [`step ${p.step}/${total}`];
-    if (p.loss != null) parts.push(`loss ${p.loss.toFixed(3)}`);
+    if (p.loss != null) parts.push(`loss of this step ${p.loss.toFixed(3)}`);
     if (p.tokens_per_second != null) parts.push(`${Math.round(p.tokens_per_second)} tokens/s`);
     if (p.elapsed != null) parts.push(`elapsed ${clock(p.elapsed)}`);
-    if (p.eta != null && p.step < total) parts.push(`ETA ${clock(p.eta)}`);
+    const running = ["training", "stopping"].includes(model.get("state"));
+    if (running && p.eta != null && p.step < total) parts.push(`ETA ${clock(p.eta)}`);
     barText.textContent = parts.join(" · ");
   }
   function drawStatus() {
     message.textContent = model.get("message");
     error.textContent = model.get("error");
     error.hidden = !model.get("error");
+  }
+  function drawRuns() {
+    const stored = model.get("stored");
+    runSelect.replaceChildren(...(stored.length ? stored.map((r) => h("option", {
+      value: r.path, disabled: r.loadable ? null : "", title: r.loadable ? r.line : `${r.line} (no saved model of this base model)`,
+    }, r.line)) : [h("option", { value: "" }, "no runs yet")]));
+    runSelect.value = model.get("run_choice");
+    const name = model.get("tuned_run");
+    tuned.textContent = name ? `tuned model = run ${name}` : "tuned model = the base model";
+    drawState();
   }
   function drawSamples() {
     const list = model.get("samples");
@@ -124,14 +156,16 @@ function render({ model, el, host }) {
   }
   model.on("change:estimate", drawEstimate);
   model.on("change:n_examples", drawEstimate);
-  model.on("change:state", drawState);
+  for (const name of ["state", "busy", "confirm"]) model.on(`change:${name}`, drawState);
+  for (const name of ["stored", "run_choice", "tuned_run"]) model.on(`change:${name}`, drawRuns);
+  model.on("change:state", drawProgress);
   model.on("change:progress", drawProgress);
   model.on("change:message", drawStatus);
   model.on("change:error", drawStatus);
   model.on("change:samples", drawSamples);
   drawSettings();
   drawEstimate();
-  drawState();
+  drawRuns();
   drawProgress();
   drawStatus();
   drawSamples();
