@@ -126,7 +126,15 @@ def generate(model, tokenizer, prompts: list[str | Conversation], cfg: GenConfig
              on_token: OnToken | None = None) -> list[str]:
     """The model's reply to each prompt (a user message, or a conversation ending on a user turn).
 
-    >>> # generate(model, tok, ["What is the capital of France?"])  ->  ['The capital of France is Paris.']
+    With the default model, "What is the capital of France?" gets "The capital of France is
+    Paris." (tests/test_default_model.py); the tiny random model writes noise, but as many
+    replies as prompts, the same ones every time when greedy:
+
+    >>> from lab.models import load_model
+    >>> model, tok = load_model("tiny-random")
+    >>> replies = generate(model, tok, ["Hi!", "2+2?"], GenConfig(max_new_tokens=4))
+    >>> len(replies), replies == generate(model, tok, ["Hi!", "2+2?"], GenConfig(max_new_tokens=4))
+    (2, True)
     """
     cfg = cfg or GenConfig()
     texts = [render(tokenizer, as_conversation(p).prompt_only().messages(), add_generation_prompt=True)

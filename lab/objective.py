@@ -35,13 +35,14 @@ class LinearNLL(torch.autograd.Function):
     @staticmethod
     def forward(ctx, h, weight, targets, accumulate, keep_grad):
         dtype = _compute_dtype(h)
+        acc = torch.promote_types(dtype, torch.float32)  # softmax in fp32 at least
         w = weight.to(dtype)
-        lse = torch.empty(len(h), device=h.device)
-        picked = torch.empty(len(h), device=h.device)
+        lse = torch.empty(len(h), device=h.device, dtype=acc)
+        picked = torch.empty(len(h), device=h.device, dtype=acc)
         dlogits = h.new_empty(len(h), len(w), dtype=dtype) if keep_grad else None
         for s in range(0, len(h), CHUNK):
             rows = slice(s, s + CHUNK)
-            logits = (h[rows].to(dtype) @ w.T).float()
+            logits = (h[rows].to(dtype) @ w.T).to(acc)
             picked[rows] = logits.gather(1, targets[rows, None])[:, 0]
             top = logits.amax(1, keepdim=True)  # logsumexp in place: no second slice of logits
             exp = logits.sub_(top).exp_()
@@ -52,7 +53,7 @@ class LinearNLL(torch.autograd.Function):
                 probs[torch.arange(len(probs), device=h.device), targets[rows]] -= 1
                 dlogits[rows] = probs
         ctx.save_for_backward(h, weight, dlogits)
-        ctx.dtype, ctx.accumulate = dtype, accumulate
+        ctx.dtype, ctx.acc, ctx.accumulate = dtype, acc, accumulate
         return lse - picked
 
     @staticmethod
@@ -61,9 +62,9 @@ class LinearNLL(torch.autograd.Function):
         scale = grad_nll[:, None]                         # d loss / d nll, one per row
         grad_h = grad_w = None
         if ctx.needs_input_grad[0]:
-            grad_h = ((dlogits @ weight.to(ctx.dtype)).float() * scale).to(h.dtype)
+            grad_h = ((dlogits @ weight.to(ctx.dtype)).to(ctx.acc) * scale).to(h.dtype)
         if ctx.needs_input_grad[1]:
-            hs = (h.float() * scale).to(ctx.dtype)        # the scale on h: (rows x hidden), small
+            hs = (h.to(ctx.acc) * scale).to(ctx.dtype)    # the scale on h: (rows x hidden), small
             if ctx.accumulate and weight.is_leaf and weight.dtype == ctx.dtype:
                 if weight.grad is None:
                     weight.grad = torch.zeros_like(weight)

@@ -5,7 +5,12 @@ and never knows the UI. A `threading.Event` stops it at the next step; the model
 as good as its last update and is saved like a finished run (a run stopped before its first
 step changed nothing and leaves no run folder). The run folder's layout is `lab.runs`'s.
 
->>> # cfg = TrainConfig(epochs=2); result = train(model, tok, data, cfg, out_dir="runs/x")
+>>> from lab.models import load_model
+>>> model, tok = load_model("tiny-random")
+>>> data = [Conversation.single(f"What is {n} + {n}?", f"{n} + {n} = {2 * n}.") for n in range(8)]
+>>> result = train(model, tok, data, TrainConfig(max_steps=3, eval_split=0))  # out_dir= for a run folder
+>>> result.steps, result.stopped, result.final_loss > 0
+(3, False, True)
 """
 from __future__ import annotations
 

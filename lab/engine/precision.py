@@ -23,12 +23,20 @@ When the run ends, normally or not, the model gets its fp32 weights back: outsid
 is the same fp32 model as before. Without bf16 hardware nothing is converted: one fused AdamW
 steps the fp32 parameters.
 
->>> # with MasterWeights(model, torch.bfloat16, lr=5e-5) as w: ...; loss.backward(); w.step(lr)
+>>> from lab.models import load_model
+>>> model, _ = load_model("tiny-random")
+>>> with MasterWeights(model, torch.bfloat16, lr=1e-3) as w:  # forward, backward, then w.step(lr)
+...     w.split, model.lm_head.weight.dtype, model.lm_head.weight.grad.dtype
+(True, torch.bfloat16, torch.bfloat16)
+>>> model.lm_head.weight.dtype, model.lm_head.weight.grad
+(torch.float32, None)
 """
 from __future__ import annotations
 
 import torch
 from torch import nn
+
+from . import torch_ops
 
 SLICE = 1 << 18  # elements per slice of the bf16 update on a CPU: 3 x 1 MB of scratch
 BETAS, EPS = (0.9, 0.999), 1e-8  # torch's AdamW defaults
@@ -56,11 +64,10 @@ def _decay(p: torch.Tensor, weight_decay: float) -> float:
 
 def _adamw(param, grad, m, v, count, lr: float, weight_decay: float) -> None:
     """One AdamW update of `param` in place with torch's fused kernel (what `AdamW(fused=True)`
-    runs: 5x faster than its per-tensor loop on a CPU, no temporaries). The moments `m`, `v`
-    are ours, not an optimiser's, so that they are taken once, before any activation."""
-    torch._fused_adamw_([param], [grad], [m], [v], [], [count], lr=lr, beta1=BETAS[0],
-                        beta2=BETAS[1], weight_decay=weight_decay, eps=EPS, amsgrad=False,
-                        maximize=False, grad_scale=None, found_inf=None)
+    runs: 5x faster than its per-tensor loop on a CPU, no temporaries; `torch_ops` falls back
+    to plain tensor operations if a torch release lacks it). The moments `m`, `v` are ours,
+    not an optimiser's, so that they are taken once, before any activation."""
+    torch_ops.adamw_(param, grad, m, v, count, lr, BETAS, EPS, weight_decay)
 
 
 class MasterWeights:

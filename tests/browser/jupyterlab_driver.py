@@ -153,6 +153,56 @@ class JupyterLab:
         if missing:
             self.fail(f"code cells {missing} have no execution count after Run All")
 
+    def cell_count(self) -> int:
+        """How many cells the open notebook has (from its model)."""
+        return len(self.cell_states() or [])
+
+    def cell_holding(self, selector: str) -> dict | None:
+        """The cell whose output holds `selector`: {index, count, prompt}, where `count` is
+        its execution count in the notebook model and `prompt` the `[n]:` text it shows."""
+        return self.page.evaluate("""([path, sel]) => {
+            for (const w of window.jupyterapp.shell.widgets('main')) {
+                if (w.context && w.context.path === path && w.content && w.content.model) {
+                    const el = w.content.node.querySelector(sel);
+                    if (!el) return null;
+                    const i = w.content.widgets.findIndex((c) => c.node.contains(el));
+                    if (i < 0) return null;
+                    const cell = w.content.widgets[i];
+                    const prompt = cell.node.querySelector('.jp-InputPrompt');
+                    return {index: i, count: cell.model.executionCount,
+                            prompt: prompt ? prompt.textContent.trim() : null};
+                }
+            }
+            return null;
+        }""", [self.notebook, selector])
+
+    def restart_kernel(self, timeout_s: float = 120):
+        """Kernel > Restart Kernel…, confirm the dialog, wait until the restarted kernel is
+        idle. Cells keep their outputs and counts; run them again to rebuild their state."""
+        hooked = self.page.evaluate("""(path) => {
+            for (const w of window.jupyterapp.shell.widgets('main')) {
+                if (w.context && w.context.path === path && w.sessionContext) {
+                    window.__sftlabKernelStatuses = [];
+                    if (!window.__sftlabKernelHook) {
+                        window.__sftlabKernelHook = true;
+                        w.sessionContext.statusChanged.connect(
+                            (_, status) => window.__sftlabKernelStatuses.push(status));
+                    }
+                    return true;
+                }
+            }
+            return false;
+        }""", self.notebook)
+        if not hooked:
+            self.fail(f"no session for {self.notebook} to restart")
+        self.click_menu("Kernel", "Restart Kernel…")
+        accept = self.page.locator(".jp-Dialog .jp-Dialog-button.jp-mod-accept")
+        accept.wait_for(state="visible")
+        accept.click()
+        self.wait_for(lambda: "restarting" in self.page.evaluate("window.__sftlabKernelStatuses"),
+                      "the kernel to report 'restarting'", 60)
+        self.wait_kernel_idle(timeout_s)
+
     # ---- checks
     def error_outputs(self) -> list[str]:
         """Texts of error outputs and of stderr outputs that hold a traceback."""
