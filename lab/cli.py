@@ -98,6 +98,10 @@ def cmd_train(args) -> int:
 
     data = _read(args.data, trainable=True)
     eval_data = _read(args.eval, trainable=True) if args.eval else None
+    probes = _read(args.probes) if args.probes else []
+    if args.timeline and not probes and not args.retention:
+        raise DataError("--timeline needs --probes FILE (prompts, with reference answers to score) "
+                        "or --retention (the forgetting meter)")
     check_free(args.out, overwrite=args.overwrite)  # before the model is loaded
     cfg = TrainConfig(epochs=args.epochs, max_steps=args.max_steps, lr=args.lr,
                       batch_size=args.batch_size, max_length=args.max_length, seed=args.seed,
@@ -106,12 +110,36 @@ def cmd_train(args) -> int:
 
     _quiet_transformers()
     model, tok = load_model(args.model)
+    callbacks = [_Bar()]
+    if args.timeline:
+        from .timeline import Timeline, TimelineConfig
+
+        callbacks.append(Timeline(model, tok, probes, TimelineConfig(points=args.timeline,
+                                                                     retention=args.retention,
+                                                                     max_probes=len(probes)),
+                                  out_dir=args.out))
     import warnings
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # notes on truncation are in the validate command
-        result = train(model, tok, data, cfg, eval_data=eval_data, callbacks=[_Bar()],
+        result = train(model, tok, data, cfg, eval_data=eval_data, callbacks=callbacks,
                        out_dir=args.out, overwrite=args.overwrite)
-    print(json.dumps(result.summary()))
+    summary = result.summary()
+    if args.timeline and callbacks[1].forgetting:
+        summary["forgetting"] = callbacks[1].forgetting
+    print(json.dumps(summary))
+    return 0
+
+
+def cmd_learned(args) -> int:
+    from .learned import learned
+    from .models import load_model
+
+    data = _read(args.data)
+    _quiet_transformers()
+    base, tok = load_model(args.base)
+    tuned, _ = load_model(args.tuned)
+    print(json.dumps(learned(base, tuned, tok, data, top=args.top, max_length=args.max_length),
+                     ensure_ascii=False))
     return 0
 
 
@@ -224,7 +252,25 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--eval-split", type=float, default=d.eval_split)
     s.add_argument("--eval", default=None, help="held-out data for eval loss")
     s.add_argument("--full-loss", action="store_true", help="train on every token, not only responses")
+    s.add_argument("--timeline", type=int, default=0, metavar="K",
+                   help="record a timeline at K points (step 0, evenly spaced, the last) into "
+                        "timeline.jsonl: probe replies and NLLs (0 = off)")
+    s.add_argument("--probes", default=None, metavar="FILE",
+                   help="prompts for the timeline (any data format; reference answers are scored)")
+    s.add_argument("--retention", action=argparse.BooleanOptionalAction, default=False,
+                   help="with --timeline: the forgetting meter (retention set NLL at each point, "
+                        "answers checked before and after)")
     s.set_defaults(func=cmd_train)
+
+    s = sub.add_parser("learned", help="tokens and phrases the tuning promoted and suppressed "
+                                       "(JSON, last line)")
+    s.add_argument("--base", required=True, help="the model before tuning (a name or folder)")
+    s.add_argument("--tuned", required=True, help="the tuned model (e.g. a run's model/ folder)")
+    s.add_argument("--data", required=True, help="prompts with reference answers (or without: the "
+                                                 "tuned model's own replies are scored)")
+    s.add_argument("--top", type=int, default=10, help="items per list")
+    s.add_argument("--max-length", type=int, default=512, help="tokens per example")
+    s.set_defaults(func=cmd_learned)
 
     s = sub.add_parser("compare", help="base and tuned replies to each prompt, one JSON line each")
     s.add_argument("--base", required=True)

@@ -5,6 +5,7 @@ Lower is better: it is the training objective measured on data, e.g. held-out ex
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -25,26 +26,35 @@ class Scores:
         return {"mean_nll": self.mean_nll, "examples": self.per_example, "tokens": self.tokens}
 
 
-@torch.no_grad()
-def score_encoded(model, data: list[Encoded], pad_id: int, batch_size: int = 8) -> Scores:
-    """Score pre-encoded examples (each must have at least one trained token)."""
-    was_training = model.training
-    model.eval()
+def _nll_batches(model, data: list[Encoded], pad_id: int, batch_size: int):
+    """(indices, nll, rows) per batch of similar-length examples: the NLL of each trained token
+    and the position in `indices` of the example it belongs to. Eval mode, no gradients."""
     device = next(model.parameters()).device
     dtype = autocast_dtype(device)
     order = sorted(range(len(data)), key=lambda i: len(data[i].input_ids))  # little padding
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            for start in range(0, len(order), batch_size):
+                idx = order[start:start + batch_size]
+                batch = {k: v.to(device) for k, v in collate([data[i] for i in idx], pad_id).items()}
+                with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+                    nll, rows = token_nll(model, **batch)
+                yield idx, nll.float(), rows
+    finally:
+        model.train(was_training)
+
+
+def score_encoded(model, data: list[Encoded], pad_id: int, batch_size: int = 8) -> Scores:
+    """Score pre-encoded examples (each must have at least one trained token)."""
     sums = [0.0] * len(data)
     counts = [0] * len(data)
-    for start in range(0, len(order), batch_size):
-        idx = order[start:start + batch_size]
-        batch = {k: v.to(device) for k, v in collate([data[i] for i in idx], pad_id).items()}
-        with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
-            nll, rows = token_nll(model, **batch)
-        per_row_sum = torch.zeros(len(idx), device=device).index_add_(0, rows, nll.float())
+    for idx, nll, rows in _nll_batches(model, data, pad_id, batch_size):
+        per_row_sum = torch.zeros(len(idx), device=nll.device).index_add_(0, rows, nll)
         per_row_n = torch.bincount(rows, minlength=len(idx))
         for r, i in enumerate(idx):
             sums[i], counts[i] = float(per_row_sum[r]), int(per_row_n[r])
-    model.train(was_training)
     total = sum(counts)
     return Scores(mean_nll=sum(sums) / total if total else float("nan"),
                   per_example=[s / c if c else float("nan") for s, c in zip(sums, counts)],
@@ -58,14 +68,23 @@ def score(model, tokenizer, convs: list[Conversation], max_length: int = 512,
     return score_encoded(model, data, tokenizer.pad_token_id, batch_size)
 
 
-@torch.no_grad()
+def token_logprobs(model, tokenizer, convs: list[Conversation], max_length: int = 512,
+                   batch_size: int = 8) -> list[list[tuple[int, float]]]:
+    """For each conversation, (token id, log-probability the model gives it) of every trained
+    (response) token, in order."""
+    data = [encode(c, tokenizer, max_length) for c in convs]
+    out: list[list[tuple[int, float]]] = [[] for _ in data]
+    for idx, nll, rows in _nll_batches(model, data, tokenizer.pad_token_id, batch_size):
+        values, rows = (-nll).tolist(), rows.tolist()
+        for r, i in enumerate(idx):
+            e = data[i]
+            ids = [t for t, label in zip(e.input_ids[1:], e.labels[1:]) if label != IGNORE]
+            out[i] = list(zip(ids, [v for v, row in zip(values, rows) if row == r]))
+    return out
+
+
 def token_probabilities(model, tokenizer, conv: Conversation, max_length: int = 512
                         ) -> list[tuple[str, float]]:
     """Each response token with the probability the model gave it (for heat maps)."""
-    enc = encode(conv, tokenizer, max_length)
-    device = next(model.parameters()).device
-    batch = {k: v.to(device) for k, v in collate([enc], tokenizer.pad_token_id).items()}
-    model.eval()
-    nll, _ = token_nll(model, **batch)
-    trained = [t for t, label in zip(enc.input_ids[1:], enc.labels[1:]) if label != IGNORE]
-    return [(tokenizer.decode([t]), float(p)) for t, p in zip(trained, torch.exp(-nll).tolist())]
+    (pairs,) = token_logprobs(model, tokenizer, [conv], max_length)
+    return [(tokenizer.decode([t]), math.exp(lp)) for t, lp in pairs]

@@ -21,10 +21,12 @@ from typing import Callable
 
 from . import runs
 from .config import TrainConfig
+from .forgetting import Meter
 from .generate import GenConfig, generate
 from .models import load_model
 from .records import Conversation
 from .score import Scores, score, token_probabilities
+from .timeline import Timeline, TimelineConfig
 from .train import Callback, TrainResult, train
 
 
@@ -44,6 +46,8 @@ class Run:
     out: str | None = None
     replies: dict = field(default_factory=dict)  # prompt -> reply of the model right after this run
     card: dict = field(default_factory=dict)
+    timeline: list[dict] = field(default_factory=list)  # `lab.timeline` points, when recorded
+    forgetting: dict | None = None  # the forgetting meter's report after the run, when on
 
 
 def default_runs_dir() -> Path:
@@ -68,6 +72,8 @@ class Session:
         self.held_by = None                   # the object that started the running job, if given
         self._since = 0.0
         self._listeners: list[Callable[[], None]] = []
+        self._meter: Meter | None = None
+        self._base_answers: dict | None = None
 
     # -- the job slot -----------------------------------------------------------------------
     @property
@@ -211,28 +217,51 @@ class Session:
     # -- training ---------------------------------------------------------------------------
     def train(self, data: list[Conversation], cfg: TrainConfig | None = None, *,
               eval_data: list[Conversation] | None = None, callbacks: list[Callback] = (),
-              save: bool = True, name: str | None = None, probes: list[str] = ()) -> Run | None:
+              save: bool = True, name: str | None = None, probes=(),
+              timeline: TimelineConfig | None = None, on_point=None) -> Run | None:
         """Train the tuned model (continuing from its current weights) and record the run.
 
-        Returns None when the run was stopped before its first step (nothing changed)."""
+        `timeline`: record a timeline (`lab.timeline`): the `probes` (texts, or Conversations
+        with reference answers) answered and scored at each point, the forgetting meter when
+        `timeline.retention`; `on_point` hears each point. Returns None when the run was
+        stopped before its first step (nothing changed)."""
         with self.job(f"training{f' {name}' if name else ''}"):
             if self.tuned is None:
                 self.tuned = copy.deepcopy(self.base)
             name = name or time.strftime("run-%Y%m%d-%H%M%S")
             out = runs.fresh_dir(self.runs_dir, name) if save else None
             cfg = cfg or TrainConfig()
+            probes = [p if isinstance(p, Conversation) else Conversation.single(p) for p in probes]
+            recorder = None
+            if timeline is not None and timeline.points > 0:
+                meter = self.meter() if timeline.retention else None
+                recorder = Timeline(self.tuned, self.tokenizer, probes, timeline, out_dir=out, meter=meter,
+                                    base_answers=self.base_answers() if meter else None, on_point=on_point)
             result = train(self.tuned, self.tokenizer, data, cfg, eval_data=eval_data,
-                           callbacks=callbacks, stop=self._stop, out_dir=out)
+                           callbacks=[*callbacks, *([recorder] if recorder else [])], stop=self._stop,
+                           out_dir=out)
             if not result.steps:
                 return None
             run = Run(name=out.name if out else name, config=cfg, result=result, n_examples=len(data),
-                      out=str(out) if out else None)
+                      out=str(out) if out else None, timeline=recorder.points if recorder else [],
+                      forgetting=recorder.forgetting if recorder else None)
             self.current = run
             self.runs.append(run)
-            if probes:
-                self.record_replies(dict(zip(probes, self.reply(list(probes), tuned=True))))
         self._changed()
         return run
+
+    def meter(self) -> Meter:
+        """The forgetting meter for this session's tokenizer (encoded once)."""
+        if self._meter is None:
+            self._meter = Meter(self.tokenizer)
+        return self._meter
+
+    def base_answers(self) -> dict:
+        """The base model's answers to the retention questions (decoded once per session)."""
+        if self._base_answers is None:
+            with self.job("checking the base model's answers"):
+                self._base_answers = self.meter().answers(self.base)
+        return self._base_answers
 
     def record_replies(self, replies: dict[str, str]) -> None:
         """Remember the tuned model's replies as those of the run it holds (kept in that run's

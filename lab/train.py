@@ -178,6 +178,8 @@ def train(model, tokenizer, data: list[Conversation], cfg: TrainConfig | None = 
             runs.start(out, cfg.to_json(), model.config.name_or_path, data, card)
         with _Log(callbacks, out) as log:
             result = _loop(model, tokenizer, train_set, eval_set, cfg, stop, log, out)
+        for cb in callbacks:
+            cb.on_end(result)  # before the card: what callbacks write is in the folder with it
     except BaseException:
         if out is not None:
             runs.release(out)  # no longer running: listed as interrupted
@@ -188,8 +190,6 @@ def train(model, tokenizer, data: list[Conversation], cfg: TrainConfig | None = 
             runs.finish(out, {**(card or {}), **run_card(result, cfg, model.config.name_or_path, data)})
         else:
             runs.abandon(out)  # stopped before the first step: nothing to keep
-    for cb in callbacks:
-        cb.on_end(result)
     return result
 
 

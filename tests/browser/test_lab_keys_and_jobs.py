@@ -6,9 +6,10 @@ quickstart's own fast-mode settings (`max_steps`, `max_new_tokens`) without its 
 comparison cells, so every test starts from an untrained lab and trains only what it needs.
 
 Screenshots (tests/artifacts/): keys_dataset.png, keys_compare.png (multi-line boxes after
-typing), busy_train.png, busy_compare.png, busy_experiments.png, busy_stopped.png (one job at
-a time), restart_before.png, restart_dataset.png, restart_train.png, restart_compare.png,
-restart_loaded.png (history after a kernel restart), word_diff.png, word_diff_note.png.
+typing); busy_experiments.png, busy_train.png, busy_compare.png, busy_stopped.png,
+busy_stopped_tables.png (one job at a time); restart_before.png, restart_dataset.png,
+restart_train.png, restart_compare.png, restart_loaded.png (history after a kernel restart);
+word_diff.png, word_diff_table.png (the diff, its note opened).
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import re
 from pathlib import Path
 
 import pytest
+from jupyterlab_driver import ARTIFACTS
 from sftlab_ui import assert_clean, button, show, wait_state, watch_state, widget_errors
 
 pytestmark = pytest.mark.browser
@@ -50,7 +52,8 @@ def lab_notebook(tmp_path) -> str:
             break
     else:
         pytest.fail("00_quickstart.ipynb has no cell that makes the Lab", pytrace=False)
-    cells.append({"cell_type": "code", "metadata": {}, "execution_count": None, "outputs": [],
+    cells.append({"cell_type": "code", "id": "test-settings", "metadata": {},
+                  "execution_count": None, "outputs": [],
                   "source": "# the quickstart's settings, without its training and comparison\n"
                             "app.trainer.max_steps = S.max_steps or 0\n"
                             "app.compare.max_new_tokens = S.max_new_tokens"})
@@ -65,7 +68,8 @@ def open_lab(jlab, tmp_path):
     jlab.run_all(timeout_s=RUN_ALL_S)
     assert_clean(jlab, "after Run All")
     for sel in ANYWIDGET_ROOTS + (".sftlab-experiments",):
-        jlab.wait_for(lambda sel=sel: jlab.page.locator(sel).count() > 0, f"the widget {sel} to render", 60)
+        jlab.wait_for(lambda sel=sel: jlab.page.locator(sel).count() > 0,
+                      f"the widget {sel} to render", 60)
 
 
 def mark_lab(page) -> str:
@@ -73,7 +77,9 @@ def mark_lab(page) -> str:
     or a redraw of a widget makes new elements without it."""
     token = "keys-" + str(page.evaluate("Date.now()"))
     page.evaluate("""([token, sels]) => {
-        for (const sel of sels) for (const el of document.querySelectorAll(sel)) el.__sftlabMarker = token;
+        for (const sel of sels) {
+            for (const el of document.querySelectorAll(sel)) el.__sftlabMarker = token;
+        }
     }""", [token, [LAB, *ANYWIDGET_ROOTS]])
     return token
 
@@ -118,7 +124,8 @@ def type_three_lines(page, box, lines: tuple[str, str, str]):
 
 
 def check_box(jlab, box, lines, what: str, before: dict, token: str):
-    """The box holds the three lines, still has focus, and the notebook is as it was."""
+    """The notebook is as it was, the box holds the three lines and still has the focus."""
+    assert_notebook_untouched(jlab, before, token, f"after typing in {what}")
     value = box.input_value()
     # Chromium inserts a line break for Shift+Enter in a textarea too, as for Enter: both
     # separators are "\n" (checked here, not assumed).
@@ -126,9 +133,9 @@ def check_box(jlab, box, lines, what: str, before: dict, token: str):
     if value != want:
         jlab.fail(f"{what}: the box should hold the three typed lines {want!r}, holds {value!r}")
     if not box.evaluate("el => el === document.activeElement"):
-        focused = jlab.page.evaluate("document.activeElement && document.activeElement.outerHTML.slice(0, 200)")
+        focused = jlab.page.evaluate(
+            "document.activeElement && document.activeElement.outerHTML.slice(0, 200)")
         jlab.fail(f"{what}: the box lost the focus while typing; focus is on {focused!r}")
-    assert_notebook_untouched(jlab, before, token, f"after typing in {what}")
 
 
 def autosaved_texts(jlab) -> list[str]:
@@ -176,8 +183,10 @@ def compare_typed(jlab, prompt: str, decoding: str = "sampled"):
     prompts.fill(prompt)
     prompts.press("Tab")
     cmp_.locator("select.sftlab-decoding").select_option(decoding)
-    jlab.wait_for(lambda: cmp_.locator("input.sftlab-temperature").is_enabled(),
-                  "the temperature box to be enabled for sampled decoding", 30)
+    # the temperature box follows the decoding once Python has it
+    sampled = decoding == "sampled"
+    jlab.wait_for(lambda: cmp_.locator("input.sftlab-temperature").is_enabled() == sampled,
+                  f"the temperature box to follow {decoding} decoding", 30)
     watch_state(cmp_)
     button(cmp_, "Compare").click()
     wait_state(jlab, cmp_, "done", "the comparison", COMPARE_S)
@@ -227,9 +236,11 @@ def test_keys_stay_in_the_multiline_boxes(jlab, tmp_path):
     card = examples.last
     boxes = {
         "the Dataset system text": (card.locator("textarea.sftlab-system"),
-                                    ("You are a bored bard.", "Answer in rhyme, at most two lines.", "Sign as Bede.")),
+                                    ("You are a bored bard.", "Answer in rhyme, at most two lines.",
+                                     "Sign as Bede.")),
         "the Dataset instruction": (card.locator("textarea.sftlab-turn.sftlab-user"),
-                                    ("Add a box and a dad.", "Then delete the extra boxes.", "Explain it.")),
+                                    ("Add a box and a dad.", "Then delete the extra boxes.",
+                                     "Explain it.")),
         "the Dataset response": (card.locator("textarea.sftlab-turn.sftlab-assistant"),
                                  ("A box, a dad, a bad idea.", "Boxes deleted, a dad stays.", "Bede.")),
     }
@@ -245,6 +256,11 @@ def test_keys_stay_in_the_multiline_boxes(jlab, tmp_path):
     wants = {what: "\n".join(lines) for what, (_, lines) in boxes.items()}
     jlab.wait_for(lambda: all(w in autosaved_texts(jlab) for w in wants.values()),
                   f"the autosave file to hold the three multi-line texts {list(wants.values())}", 30)
+    # the mask preview (tokenized in Python) of the new, selected example shows every line
+    preview = ds.locator(".sftlab-preview")
+    lines = [line for _, ls in boxes.values() for line in ls]
+    jlab.wait_for(lambda: all(line in preview.inner_text() for line in lines),
+                  f"the mask preview (made in Python) to show every typed line {lines}", 30)
     if card.locator(".sftlab-tokens").inner_text().strip() == "":
         jlab.fail("the new example has no token count: Python did not review it")
     card.evaluate("e => e.scrollIntoView({block: 'center'})")
@@ -286,15 +302,35 @@ def test_keys_stay_in_the_multiline_boxes(jlab, tmp_path):
     button(cmp_, "Compare").click()
     wait_state(jlab, cmp_, "done", "the comparison of the three typed prompts", COMPARE_S)
     shown = [t.strip() for t in cmp_.locator("td.sftlab-prompt-cell").evaluate_all(
-        "els => els.map(e => e.childNodes[0] && e.childNodes[0].nodeType === 3 ? e.childNodes[0].textContent : e.innerText)")]
+        "els => els.map(e => e.childNodes[0] && e.childNodes[0].nodeType === 3"
+        " ? e.childNodes[0].textContent : e.innerText)")]
     if shown != list(prompt_lines):
-        jlab.fail(f"three prompt lines should make three rows {list(prompt_lines)}, the table shows {shown}")
+        jlab.fail(f"three prompt lines should make three rows {list(prompt_lines)}, "
+                  f"the table shows {shown}")
     refs = cmp_.locator(".sftlab-reference").all_inner_texts()
     if refs and [r.removeprefix("Reference: ").strip() for r in refs] != list(ref_lines):
         jlab.fail(f"each row should show its own reference line {list(ref_lines)}; shows {refs}")
-    prompts_box.evaluate("e => e.scrollIntoView({block: 'start'})")
+    cmp_ = show(jlab, ".sftlab-compare")
+    cmp_.evaluate("e => e.scrollIntoView({block: 'start'})")
     jlab.screenshot("keys_compare.png")
     assert_notebook_untouched(jlab, before, token, "after comparing")
+
+    # -- one-line boxes: Shift+Enter and the shortcut letters stay in them too ------------------
+    # (the Train tab's settings are <input>s of an anywidget; the experiment name is an
+    # ipywidgets Text)
+    keys = ("Shift+Enter", "a", "b", "d", "d", "x", "Escape", "Enter", "Shift+Enter")
+    one_line = (("the Train tab's Max steps", ".sftlab-train", "input.sftlab-max-steps"),
+                ("the Experiments tab's name", ".sftlab-experiments", ".sftlab-exp-name input"))
+    for what, root_sel, box_sel in one_line:
+        box = show(jlab, root_sel).locator(box_sel)
+        box.click()
+        for key in keys:
+            page.keyboard.press(key)
+        page.wait_for_timeout(500)
+        assert_notebook_untouched(jlab, before, token, f"after {', '.join(keys)} in {what}")
+    if box.input_value() != "abddx":
+        jlab.fail(f"the experiment name box should hold the typed 'abddx', holds {box.input_value()!r}")
+    box.fill("")
     assert_clean(jlab, "after typing in every box")
     report_console(jlab)
 
@@ -310,9 +346,8 @@ def test_one_job_at_a_time_across_tabs(jlab, tmp_path):
     # training while the other tabs are looked at.
     tr = show(jlab, ".sftlab-train")
     set_number(tr, "max-steps", "400")
-    jlab.wait_for(lambda: "400" in tr.locator(".sftlab-estimate").inner_text()
-                  or "steps" in tr.locator(".sftlab-estimate").inner_text(),
-                  "the estimate to follow the new max steps", 30)
+    jlab.wait_for(lambda: "400 steps" in tr.locator(".sftlab-estimate").inner_text(),
+                  "the estimate to follow the new max steps (400 steps)", 30)
 
     ex = show(jlab, ".sftlab-experiments")
     ex.locator(".sftlab-exp-kind select").select_option(label="Data as it is (baseline)")
@@ -336,6 +371,7 @@ def test_one_job_at_a_time_across_tabs(jlab, tmp_path):
     jlab.wait_for(lambda: busy.is_visible() and "experiments queue" in busy.inner_text(),
                   "the Train tab's busy line to name the experiments queue", 30)
     line = busy.inner_text().strip()
+    seen_at = page.evaluate("performance.now()")
     if "\n" in line:
         jlab.fail(f"the busy line should be one line, is {line!r}")
     for name in ("Start", "Reset to base", "Load model", "Load as tuned"):
@@ -343,7 +379,7 @@ def test_one_job_at_a_time_across_tabs(jlab, tmp_path):
             jlab.fail(f"'{name}' in the Train tab is enabled while the experiments queue trains "
                       f"(busy line: {line!r})")
     if not tr.locator("button.sftlab-stop").is_disabled():
-        jlab.fail("the Train tab's Stop is enabled while its panel runs nothing (it would stop the queue?)")
+        jlab.fail("the Train tab's Stop is enabled while its panel runs nothing")
     state = tr.get_attribute("data-state")
     busy.scroll_into_view_if_needed()
     jlab.screenshot("busy_train.png")
@@ -356,9 +392,21 @@ def test_one_job_at_a_time_across_tabs(jlab, tmp_path):
     jlab.wait_for(lambda: cbusy.is_visible() and "experiments queue" in cbusy.inner_text(),
                   "the Compare tab's busy line to name the experiments queue", 30)
     if button(cmp_, "Compare").is_enabled():
-        jlab.fail(f"Compare is enabled while the experiments queue trains (busy line: {cbusy.inner_text()!r})")
+        jlab.fail(f"Compare is enabled while the experiments queue trains "
+                  f"(busy line: {cbusy.inner_text()!r})")
     cbusy.scroll_into_view_if_needed()
     jlab.screenshot("busy_compare.png")
+
+    # the queue trains on meanwhile; what the busy line says then is printed for the report
+    def step():
+        m = re.search(r"(\d+)/400", status.text_content())
+        return int(m.group(1)) if m else 0
+    first = step()
+    jlab.wait_for(lambda: step() >= first + 8, f"the queue to train on (at step {first})", 120)
+    later = tr.locator(".sftlab-busy").text_content().strip()
+    waited = (page.evaluate("performance.now()") - seen_at) / 1000
+    print(f"busy line at first: {line!r}\nbusy line {waited:.0f} s later: {later!r}\n"
+          f"experiments status then: {status.text_content()!r}")
 
     # -- Stop the queue: the lines go, both tabs can start again ------------------------------
     ex = show(jlab, ".sftlab-experiments")
@@ -373,11 +421,15 @@ def test_one_job_at_a_time_across_tabs(jlab, tmp_path):
     if not stop.is_disabled():
         jlab.fail("the queue's Stop is still enabled after the queue finished")
     jlab.screenshot("busy_stopped.png")
+    ex.locator(".sftlab-exp-nll").evaluate("e => e.scrollIntoView({block: 'center'})")
+    jlab.screenshot("busy_stopped_tables.png")
     tr = show(jlab, ".sftlab-train")
-    jlab.wait_for(lambda: not tr.locator(".sftlab-busy").is_visible() and button(tr, "Start").is_enabled(),
+    jlab.wait_for(lambda: not tr.locator(".sftlab-busy").is_visible()
+                  and button(tr, "Start").is_enabled(),
                   "the Train tab's busy line to go and Start to be enabled", 30)
     cmp_ = show(jlab, ".sftlab-compare")
-    jlab.wait_for(lambda: not cmp_.locator(".sftlab-busy").is_visible() and button(cmp_, "Compare").is_enabled(),
+    jlab.wait_for(lambda: not cmp_.locator(".sftlab-busy").is_visible()
+                  and button(cmp_, "Compare").is_enabled(),
                   "the Compare tab's busy line to go and Compare to be enabled", 30)
     assert_clean(jlab, "after the queue stopped")
     report_console(jlab)
@@ -404,7 +456,8 @@ def test_history_after_kernel_restart(jlab, tmp_path):
     assert_clean(jlab, "after the restart and Run All")
     counts = [c["count"] for c in jlab.cell_states() if c["type"] == "code" and not c["empty"]]
     if counts[0] != 1:
-        jlab.fail(f"after the restart the first code cell should run as [1], runs as {counts}: no restart?")
+        jlab.fail(f"after the restart the first code cell should run as [1]; counts {counts}: "
+                  "no restart?")
 
     # -- Dataset: the same starter in the dropdown, and its notes ------------------------------
     ds = show(jlab, ".sftlab-dataset")
@@ -449,7 +502,8 @@ def test_history_after_kernel_restart(jlab, tmp_path):
                   f"shows {earlier!r}")
     base_after = reply_text(cmp_.locator("td.sftlab-cell[data-column=base]").first)
     if base_after != base_before:
-        jlab.fail(f"the base model's sampled reply changed across the restart: {base_before!r} -> {base_after!r}")
+        jlab.fail(f"the base model's sampled reply changed across the restart: "
+                  f"{base_before!r} -> {base_after!r}")
     cmp_.locator(".sftlab-table").scroll_into_view_if_needed()
     jlab.screenshot("restart_compare.png")
 
@@ -463,7 +517,8 @@ def test_history_after_kernel_restart(jlab, tmp_path):
     jlab.wait_for(lambda: label.inner_text().strip() == f"tuned model = run {run}",
                   f"the Train tab to say the tuned model is run {run}", 120)
     if not tr.locator(".sftlab-message").inner_text().startswith(f"Loaded run {run}"):
-        jlab.fail(f"the message should say the run was loaded: {tr.locator('.sftlab-message').inner_text()!r}")
+        jlab.fail(f"the message should say the run was loaded: "
+                  f"{tr.locator('.sftlab-message').inner_text()!r}")
     if widget_errors(page):
         jlab.fail(f"loading the run shows an error: {widget_errors(page)}")
     cmp_ = compare_typed(jlab, PROMPT)
@@ -502,15 +557,18 @@ def test_word_diff_is_readable(jlab, tmp_path):
         jlab.fail(f"the tuned reply shows deleted words inline: {body.inner_html()[:500]!r}")
 
     # Read the reply body in order: text (kept), <ins> (added), marks (dropped, in the title).
-    pieces = body.evaluate("""el => [...el.childNodes].map((n) => n.nodeType === 3 ? ['equal', n.textContent]
+    pieces = body.evaluate("""el => [...el.childNodes].map((n) =>
+        n.nodeType === 3 ? ['equal', n.textContent]
         : n.tagName === 'INS' ? ['insert', n.textContent]
-        : n.classList.contains('sftlab-del-mark') ? ['delete', n.title.replace(/^base reply had here: /, ''), n.textContent]
+        : n.classList.contains('sftlab-del-mark')
+            ? ['delete', n.title.replace(/^base reply had here: /, ''), n.textContent]
         : ['other', n.outerHTML])""")
     others = [p for p in pieces if p[0] == "other"]
     if others:
         jlab.fail(f"unexpected elements in the reply body: {others}")
     words = lambda s: s.split()  # noqa: E731
-    kept_and_dropped = "".join(p[1] + " " if p[0] == "delete" else p[1] for p in pieces if p[0] != "insert")
+    kept_and_dropped = "".join(p[1] + " " if p[0] == "delete" else p[1]
+                               for p in pieces if p[0] != "insert")
     if words(kept_and_dropped) != words(base):
         jlab.fail(f"the kept words and the marks' dropped words should give back the base reply "
                   f"{base!r}; they give {kept_and_dropped!r} ({pieces})")
@@ -541,12 +599,8 @@ def test_word_diff_is_readable(jlab, tmp_path):
     if [t.strip() for t in in_note] != [d.strip() for d in dropped]:
         jlab.fail(f"the note should list the dropped words {dropped}, lists {in_note}")
     tuned.scroll_into_view_if_needed()
-    jlab.screenshot("word_diff_note.png")
-
-    # hovering a mark shows what the base reply had there
-    marks.first.hover()
-    page.wait_for_timeout(300)
     jlab.screenshot("word_diff.png")
+    cmp_.locator(".sftlab-table").screenshot(path=str(ARTIFACTS / "word_diff_table.png"))
 
     # Word diff off: the reply as plain text, the same words
     reads = reply_text(tuned)

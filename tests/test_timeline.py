@@ -1,0 +1,184 @@
+"""Watching SFT change the model: the timeline file, the forgetting meter and what was learned,
+on the tiny random model and on literal data whose right answer is known by construction."""
+import json
+import subprocess
+import sys
+import threading
+
+import pytest
+
+from lab import forgetting, runs, timeline
+from lab.config import TrainConfig
+from lab.generate import GenConfig, generate
+from lab.learned import learned, summarize
+from lab.records import Conversation
+from lab.timeline import Timeline, TimelineConfig, point_steps
+from lab.train import Callback, train
+
+DATA = [Conversation.single(f"Question {i}?", f"Arr! Answer {i}, matey. Yo-ho!") for i in range(16)]
+PROBES = [Conversation.single("Question 3?", "Arr! Answer 3, matey. Yo-ho!"),
+          Conversation.single("Say something new.")]  # no reference: replies only
+CFG = TrainConfig(max_steps=6, batch_size=4, lr=5e-3, eval_split=0)
+
+
+def test_point_steps_cover_the_run():
+    assert point_steps(10, 6) == [0, 2, 4, 6, 8, 10]
+    assert point_steps(7, 3) == [0, 4, 7] and point_steps(1, 6) == [0, 1]
+    assert point_steps(5, 1) == [5] and point_steps(5, 0) == []
+
+
+def test_timeline_file_one_line_per_point(tiny, tmp_path):
+    model, tok = tiny
+    gen = GenConfig(max_new_tokens=5)
+    base_replies = generate(model, tok, PROBES, gen)
+    tl = Timeline(model, tok, PROBES, TimelineConfig(points=4, max_new_tokens=5, retention=True))
+    tl.out_dir = tmp_path / "run"
+    train(model, tok, DATA, CFG, callbacks=[tl], out_dir=tmp_path / "run")
+    rows = timeline.load(tmp_path / "run")
+    assert [r["step"] for r in rows] == [0, 2, 4, 6] and rows == tl.points
+    assert all(r["prompts"] == [p.prompt for p in PROBES] and len(r["replies"]) == 2 for r in rows)
+    assert rows[0]["replies"] == base_replies                        # step 0: the base model
+    assert rows[-1]["replies"] == generate(model, tok, PROBES, gen)  # last: the tuned model
+    nll = [r["probe_nll"][0] for r in rows]
+    assert all(r["probe_nll"][1] is None for r in rows) and nll[-1] < nll[0]
+    assert rows[-1]["mean_probe_nll"] == nll[-1]
+    assert all(set(r["retention"]) == {"qa", "text"} for r in rows)
+    report = rows[-1]["forgetting"]
+    assert report["questions"] == 30 and 0 <= report["tuned_accuracy"] <= 1
+    assert tl.forgetting == report and "forgetting" not in rows[0]
+    # the timeline is complete before the run card, which comes last
+    assert (tmp_path / "run" / "timeline.jsonl").stat().st_mtime_ns <= (tmp_path / "run" / "run.json").stat().st_mtime_ns
+
+
+def test_a_stop_during_a_point_keeps_the_points_written(tiny, tmp_path):
+    model, tok = tiny
+    stop = threading.Event()
+    tl = Timeline(model, tok, PROBES, TimelineConfig(points=4, max_new_tokens=3, retention=False),
+                  out_dir=tmp_path / "run", on_point=lambda row: row["step"] == 2 and stop.set())
+    result = train(model, tok, DATA, CFG, callbacks=[tl], stop=stop, out_dir=tmp_path / "run")
+    assert result.stopped and result.steps == 2
+    assert [r["step"] for r in timeline.load(tmp_path / "run")] == [0, 2]
+
+
+def test_a_killed_run_keeps_its_points(tiny, tmp_path):
+    model, tok = tiny
+
+    class Crash(Callback):
+        def on_step(self, info):
+            if info.step == 3:
+                raise KeyboardInterrupt  # as good as a kill for the files on disk
+
+    tl = Timeline(model, tok, PROBES, TimelineConfig(points=4, max_new_tokens=3, retention=False),
+                  out_dir=tmp_path / "run")
+    with pytest.raises(KeyboardInterrupt):
+        train(model, tok, DATA, CFG, callbacks=[tl, Crash()], out_dir=tmp_path / "run")
+    assert [r["step"] for r in timeline.load(tmp_path / "run")] == [0, 2]
+    assert runs.read_card(tmp_path / "run")["status"] == "interrupted"
+
+
+def test_replies_at_a_point_with_the_point_before():
+    pts = [{"step": 0, "prompts": ["a", "b"], "replies": ["x", "y"]},
+           {"step": 4, "prompts": ["a", "b"], "replies": ["x!", "y"]}]
+    assert timeline.replies_at(pts, 0)[0] == {"prompt": "a", "reply": "x", "before": None, "step": 0,
+                                              "before_step": None}
+    assert [(r["reply"], r["before"]) for r in timeline.replies_at(pts, 1)] == [("x!", "x"), ("y", "y")]
+
+
+# -- the forgetting meter -------------------------------------------------------------------
+@pytest.mark.parametrize("reply,accept,right", [
+    ("It has 8 legs.", ["8", "eight"], True), ("Eight legs!", ["8", "eight"], True),
+    ("About 80 of them.", ["8", "eight"], False), ("3.5 sides", ["3"], False),
+    ("The capital of France is Paris.", ["Paris"], True), ("Parisian food", ["Paris"], False),
+    ("Plants use CO2.", ["carbon dioxide", "CO2"], True), ("no idea", ["Tokyo"], False)])
+def test_answers_match_whole_words_and_numbers(reply, accept, right):
+    assert forgetting.correct(reply, accept) is right
+
+
+def test_flips_by_construction(tok):
+    meter = forgetting.Meter(tok)
+    n = len(meter.questions)
+    base = {"replies": [q.conv.response for q in meter.questions], "correct": [True] * n, "accuracy": 1.0}
+    tuned_right = [i != 4 for i in range(n)]
+    tuned = {"replies": ["Arr!"] * n, "correct": tuned_right, "accuracy": sum(tuned_right) / n}
+    base["correct"][7] = False
+    report = meter.report(base, tuned)
+    assert [r["question"] for r in report["right_to_wrong"]] == [meter.questions[4].conv.prompt]
+    assert [r["question"] for r in report["wrong_to_right"]] == [meter.questions[7].conv.prompt]
+    assert report["right_to_wrong"][0]["tuned"] == "Arr!" and report["base_accuracy"] == 1.0
+    # every reference answer holds one of its accepted forms, so the key itself scores 30/30
+    assert all(forgetting.correct(q.conv.response, q.accept) for q in meter.questions)
+    assert len(forgetting.texts()) == 10
+
+
+def test_meter_measures_its_own_texts(tiny):
+    """By construction: trained on the retention paragraphs, the model finds them likelier;
+    the meter's text NLL falls, and far more than its Q&A NLL."""
+    model, tok = tiny
+    meter = forgetting.Meter(tok)
+    before = meter.nll(model)
+    paragraphs = [Conversation.single("Tell me something.", t) for t in forgetting.texts()]
+    train(model, tok, paragraphs, TrainConfig(max_steps=30, lr=1e-2, eval_split=0, batch_size=10))
+    after = meter.nll(model)
+    assert before["text"] - after["text"] > 2 and before["text"] - after["text"] > before["qa"] - after["qa"]
+
+
+# -- what was learned ------------------------------------------------------------------------
+def test_summarize_ranks_by_mean_change_and_counts():
+    ex = [[{"token": " Arr", "change": 2.0}, {"token": "!", "change": 1.0}, {"token": " sir", "change": -2.0}],
+          [{"token": "Arr", "change": 4.0}, {"token": "!", "change": 1.0}, {"token": " sir", "change": -1.0}],
+          [{"token": "\n", "change": 9.0}]]  # seen once: left out while others repeat
+    s = summarize(ex)
+    assert s["examples"] == 3 and s["tokens_scored"] == 7
+    assert s["tokens"]["promoted"] == [{"text": "Arr", "count": 2, "mean_change": 3.0},
+                                       {"text": "!", "count": 2, "mean_change": 1.0}]
+    assert s["tokens"]["suppressed"] == [{"text": "sir", "count": 2, "mean_change": -1.5}]
+    assert s["phrases"]["promoted"] == [{"text": "Arr!", "count": 2, "mean_change": 2.0},
+                                        {"text": "Arr! sir", "count": 2, "mean_change": 0.8333}]
+    assert s["phrases"]["suppressed"] == [{"text": "! sir", "count": 2, "mean_change": -0.25}]
+    only_once = summarize([[{"token": "\n", "change": 9.0}]])
+    assert only_once["tokens"]["promoted"] == [{"text": "↵", "count": 1, "mean_change": 9.0}]
+
+
+def test_learned_finds_the_taught_catchphrase(tiny):
+    """Tuned to end every reply with 'Yo-ho!', the model promotes exactly that."""
+    from lab.models import load_model
+
+    base, tok = load_model("tiny-random")
+    tuned, _ = tiny
+    train(tuned, tok, DATA, TrainConfig(max_steps=40, batch_size=8, lr=5e-3, eval_split=0))
+    probes = [Conversation.single(f"Question {i}?", f"Arr! Answer {i}, matey. Yo-ho!") for i in range(20, 26)]
+    s = learned(base, tuned, tok, probes, top=5)
+    top = [t["text"] for t in s["tokens"]["promoted"]]
+    assert {"Arr", "Yo", "mate"} & set(top), top
+    assert s["mean_change"] > 0 and all(t["mean_change"] > 0 for t in s["tokens"]["promoted"])
+    replies = learned(base, tuned, tok, [Conversation.single("Question 30?")], top=5)  # no reference
+    assert replies["examples"] == 1 and replies["tokens_scored"] > 0
+
+
+def test_cli_learned_and_timeline(tiny, tmp_path):
+    from lab.runs import save_model
+
+    model, tok = tiny
+    save_model(model, tok, tmp_path / "base")
+    data = tmp_path / "data.jsonl"
+    data.write_text("".join(json.dumps(c.to_json()) + "\n" for c in DATA))
+    probes = tmp_path / "probes.jsonl"
+    probes.write_text(json.dumps({"prompt": "Question 3?", "completion": "Arr! Answer 3, matey. Yo-ho!"}) + "\n")
+    run = subprocess.run([sys.executable, "-m", "lab", "train", str(data), "--model", str(tmp_path / "base"),
+                          "--out", str(tmp_path / "run"), "--max-steps", "4", "--timeline", "3",
+                          "--probes", str(probes), "--eval-split", "0"], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert [r["step"] for r in timeline.load(tmp_path / "run")] == [0, 2, 4]
+    done = subprocess.run([sys.executable, "-m", "lab", "learned", "--base", str(tmp_path / "base"),
+                           "--tuned", str(tmp_path / "run" / "model"), "--data", str(probes), "--top", "3"],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["examples"] == 1 and set(result) >= {"tokens", "phrases", "mean_change"}
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"prompt": "ok"}\n{"prompt": 5}\n')
+    refused = subprocess.run([sys.executable, "-m", "lab", "train", str(data), "--model", "no-such-model",
+                              "--out", str(tmp_path / "r2"), "--timeline", "3", "--probes", str(bad)],
+                             capture_output=True, text=True)
+    assert refused.returncode == 2 and refused.stderr.count("\n") == 1
+    assert "bad.jsonl, line 2" in refused.stderr and not (tmp_path / "r2").exists()
