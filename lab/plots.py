@@ -68,6 +68,32 @@ def loss_figure(history: Iterable[dict] = (), total_steps: int | None = None) ->
     return fig
 
 
+def timeline_figure(points: Iterable[dict] = (), total_steps: int | None = None) -> go.Figure:
+    """NLL at the timeline points (`lab.timeline`): the probes' reference answers (did the run
+    learn what the probes ask?) and the retention set's answers and text (what did it cost?).
+
+    >>> fig = timeline_figure([{"step": 0, "mean_probe_nll": 2.0, "retention": {"qa": 1.0, "text": 2.5}},
+    ...                        {"step": 5, "mean_probe_nll": 1.5, "retention": {"qa": 1.2, "text": 2.6}}])
+    >>> [(t.name, list(t.y)) for t in fig.data]
+    [('probes', [2.0, 1.5]), ('retention Q&A', [1.0, 1.2]), ('retention text', [2.5, 2.6])]
+    """
+    points = list(points)
+    series = [("probes", lambda p: p.get("mean_probe_nll"), "#4c78a8", "solid"),
+              ("retention Q&A", lambda p: (p.get("retention") or {}).get("qa"), "#e45756", "dot"),
+              ("retention text", lambda p: (p.get("retention") or {}).get("text"), "#b279a2", "dash")]
+    traces = []
+    for name, value, color, dash in series:
+        pts = [(p["step"], value(p)) for p in points if value(p) is not None]
+        traces.append(go.Scatter(x=[s for s, _ in pts], y=[v for _, v in pts], mode="lines+markers", name=name,
+                                 line=dict(color=color, dash=dash), marker=dict(size=7)))
+    fig = go.Figure(traces)
+    fig.update_layout(**_LAYOUT, title=dict(text="At the timeline points: NLL per token", font=dict(size=13)),
+                      xaxis_title="optimiser step", yaxis_title="NLL", yaxis_rangemode="tozero")
+    if total_steps:
+        fig.update_xaxes(range=[-0.5, total_steps + 0.5])
+    return fig
+
+
 def sync_figure(target: go.Figure, source: go.Figure) -> None:
     """Copy `source`'s traces and layout into `target` (e.g. a FigureWidget) in one update.
 

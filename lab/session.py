@@ -71,7 +71,7 @@ class Session:
         self._what: str | None = None
         self.held_by = None                   # the object that started the running job, if given
         self._since = 0.0
-        self._listeners: list[Callable[[], None]] = []
+        self._listeners: list[tuple[Callable[[], None], bool]] = []
         self._meter: Meter | None = None
         self._base_answers: dict | None = None
 
@@ -86,24 +86,30 @@ class Session:
         return self._what
 
     def busy_message(self) -> str:
+        """One line: what runs, for how long, and what to do."""
         what = self._what or "another job"
-        return (f"Busy: {what} is running (for {time.monotonic() - self._since:.0f} s); wait for "
-                "it to finish, or press its Stop.")
+        where = " there" if " tab" in what else ""
+        return (f"Busy: {what}, running for {time.monotonic() - self._since:.0f} s. Wait for it to "
+                f"finish, or press Stop{where}.")
 
-    def on_change(self, listener: Callable[[], None]) -> Callable[[], None]:
+    def on_change(self, listener: Callable[[], None], *, progress: bool = False) -> Callable[[], None]:
         """Call `listener()` when a job starts or ends, or the tuned model changes (from the
-        thread that made the change). Returns a function that unsubscribes it."""
-        self._listeners.append(listener)
-        return lambda: self._listeners.remove(listener) if listener in self._listeners else None
+        thread that made the change); with `progress`, also when the running job describes
+        its progress. Returns a function that unsubscribes it."""
+        entry = (listener, progress)
+        self._listeners.append(entry)
+        return lambda: self._listeners.remove(entry) if entry in self._listeners else None
 
-    def _changed(self) -> None:
-        for listener in list(self._listeners):
-            listener()
+    def _changed(self, progress: bool = False) -> None:
+        for listener, wants_progress in list(self._listeners):
+            if wants_progress or not progress:
+                listener()
 
     def describe(self, what: str) -> None:
         """Update the running job's description (e.g. its progress)."""
         if self._owner is not None:
             self._what = what
+            self._changed(progress=True)
 
     def _claim(self, what: str, owner, by=None) -> bool:
         """Take the slot for `owner`; False when this thread holds it already (a nested job)."""

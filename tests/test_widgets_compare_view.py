@@ -161,3 +161,35 @@ def test_earlier_runs_come_back_after_a_restart(session):
     row = w.wait(60)[0]
     assert [c["name"] for c in row["columns"]] == ["base", "tuned"] and w.tuned_run == "first"
     assert row["columns"][1]["reply"] == first
+
+
+def test_timeline_slider_and_what_changed(session):
+    from lab.timeline import TimelineConfig
+
+    v = CompareView(session, PROBES, max_new_tokens=4)
+    assert v.timeline == [] and v.timeline_run == ""
+    run = session.train(DATA, TrainConfig(max_steps=4, batch_size=4, lr=5e-3), probes=PROBES,
+                        timeline=TimelineConfig(points=3, max_new_tokens=4, retention=False))
+    assert v.timeline_run == run.name and [p["step"] for p in v.timeline] == [0, 2, 4]
+    first, second = v.timeline[0], v.timeline[1]
+    assert [r["prompt"] for r in second["rows"]] == [p.prompt for p in PROBES]
+    assert first["rows"][0]["diff"] is None and first["before_step"] is None
+    assert second["before_step"] == 0
+    for before, after in zip(first["rows"], second["rows"]):  # each point diffed against the one before
+        assert "".join(t for op, t in after["diff"] if op != "insert") == before["reply"]
+        assert "".join(t for op, t in after["diff"] if op != "delete") == after["reply"]
+    # What changed? on the probes' reference answers
+    v.learned_clicks += 1
+    assert "press Compare first" in v.error
+    v.reference_mode = True
+    v.compare()
+    rows = v.wait(60)
+    tuned = rows[0]["columns"][1]
+    assert all(len(cell) == 3 and 0 < cell[2] <= 1 for cell in tuned["probs"]), "base p beside tuned p"
+    v.learned_clicks += 1
+    v.wait(60)
+    assert v.error == "" and v.learned["source"] == "reference answers" and v.learned["examples"] == 2
+    assert v.learned["tokens"]["promoted"] and "What changed: scored" in v.message
+    session.reset_to_base()
+    v.learned_clicks += 1
+    assert "tuned model is the base model" in v.error and v.timeline == []

@@ -66,7 +66,7 @@ def test_edits_from_the_browser_are_autosaved_and_restored(builder, tok, tmp_pat
     assert "Restored 45 examples and 12 probes" in again.message
     # ... and the starter it came from, with its notes, not the first name in the dropdown
     assert again.starter == again.starter_choice == "persona" and again.starter_notes == builder.starter_notes
-    assert "starter 'persona'" in again.message
+    assert "from starter 'persona'" in again.message
 
 
 def test_summary_counts_what_training_can_use_at_max_length(builder):

@@ -226,3 +226,29 @@ def test_history_after_a_restart(session, tmp_path):
     q.load_run_clicks += 1
     assert q.error == "" and q.tuned_run == run.name and fresh.current.name == run.name
     assert all(torch.equal(t, tuned[n]) for n, t in fresh.tuned.named_parameters())
+
+
+def test_timeline_and_forgetting_meter_live(session):
+    from lab import timeline
+
+    probes = [Conversation.single("Question 1?", "Arr! Answer 1, matey. Yo-ho!"), "Question 2?"]
+    p = TrainPanel(session, DATA, probes=probes, max_steps=3, batch_size=4, max_length=64,
+                   timeline_points=3)
+    assert p.forgetting_meter and p.timeline_points == 3
+    drawn = []
+    p.timeline_chart.data[0].on_change(lambda trace, x: drawn.append(list(x)), "x")
+    p.start()
+    run = p.wait(120)
+    assert [pt["step"] for pt in run.timeline] == [0, 2, 3] == [pt["step"] for pt in timeline.load(run.out)]
+    probe_line, qa_line, text_line = p.timeline_chart.data
+    assert list(probe_line.x) == list(qa_line.x) == list(text_line.x) == [0, 2, 3]
+    assert drawn and len(drawn[0]) < 3, "the chart grew point by point while the run went on"
+    assert set(p.forgetting) >= {"base_accuracy", "tuned_accuracy", "right_to_wrong", "wrong_to_right"}
+    # after a restart the stored run shows the same timeline and report
+    q = panel_for(Session("tiny-random", runs_dir=session.runs_dir))
+    assert list(q.timeline_chart.data[1].x) == [0, 2, 3] and q.forgetting == p.forgetting
+    p.reset_clicks += 1
+    assert list(p.timeline_chart.data[0].x) == [] and p.forgetting == {}
+    p.timeline_points = 0  # off: no timeline file
+    p.start()
+    assert p.wait(60).timeline == [] and not (session.runs_dir / p.run.name / "timeline.jsonl").exists()

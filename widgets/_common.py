@@ -122,7 +122,7 @@ class BusyLine:
             self._off()
         self.session, self._off = session, None
         if session is not None:
-            self._off = session.on_change(lambda: on_main(self.update))
+            self._off = session.on_change(lambda: on_main(self.update), progress=True)
         self.update()
 
     def update(self) -> None:

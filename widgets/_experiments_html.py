@@ -70,8 +70,9 @@ def nll_table(rows: list[dict], reply_chars: int = 60) -> str:
     prompts: list[str] = []
     for r in rows:
         prompts += [p["prompt"] for p in r["probes"] if p["prompt"] not in prompts]
-    head = "".join(f'<th title="{_e(p, quote=True)}">probe: {_e(clip(p, 30))}</th>' for p in prompts)
-    out = [('<table class="sftlab-exp-table sftlab-exp-nll-table"><tr><th>run</th><th>status</th>'
+    head = "".join(f'<th class="sftlab-probe" title="{_e(p, quote=True)}">probe: {_e(clip(p, 30))}</th>'
+                   for p in prompts)
+    out = [('<div class="sftlab-exp-scroll"><table class="sftlab-exp-table sftlab-exp-nll-table"><tr><th>run</th><th>status</th>'
             '<th>examples</th><th>steps</th><th title="mean loss of the last steps">final train loss</th>'
             '<th title="mean NLL per response token of the held-out set (lower is better)">held-out NLL</th>'
             f'{head}</tr>')]
@@ -79,14 +80,14 @@ def nll_table(rows: list[dict], reply_chars: int = 60) -> str:
         replies = {p["prompt"]: p["reply"] for p in r["probes"]}
         loss = _num(r["final_loss"]) + (" *" if r["full_sequence_loss"] else "")
         best = ' sftlab-best' if r["best"] else ""
-        cells = "".join(f"<td>{expandable(replies[p], reply_chars)}</td>" if p in replies
-                        else '<td class="sftlab-muted">—</td>' for p in prompts)
+        cells = "".join(f'<td class="sftlab-probe">{expandable(replies[p], reply_chars)}</td>' if p in replies
+                        else '<td class="sftlab-probe sftlab-muted">—</td>' for p in prompts)
         out.append(f'<tr data-run="{_e(r["run"], quote=True)}"><td>{_e(r["run"])}</td>'
                    f'<td class="sftlab-status sftlab-status-{_e(r["status"])}">{_e(r["status"])}</td>'
                    f'<td class="sftlab-num">{_num(r["examples"])}</td><td class="sftlab-num">{_num(r["steps"])}</td>'
                    f'<td class="sftlab-num">{loss}</td><td class="sftlab-num{best}">{_num(r["eval_nll"])}</td>'
                    f"{cells}</tr>")
-    out.append("</table>")
+    out.append("</table></div>")
     if any(r["full_sequence_loss"] for r in rows):
         out.append('<p class="sftlab-muted">* loss on every token (prompt too), not only the response: '
                    "not on the same scale as the others. The held-out NLL is always on responses only.</p>")

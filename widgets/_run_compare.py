@@ -29,12 +29,14 @@ class RunComparison(w.VBox):
 
     `prompts()` gives the prompts to ask (e.g. the view's current probes; when it gives none,
     the prompts stored in the two run cards are used); `on_error(text)` shows a failure
-    ('' clears it).
+    ('' clears it); `start_job(what, fn)` runs `fn` in the background through the session's
+    job slot (`lab.session.Session.start_job`), so the comparison waits for nothing else.
     """
 
     def __init__(self, prompts: Callable[[], list[str]], on_error: Callable[[str], None],
-                 gen: GenConfig | None = None):
+                 start_job: Callable, gen: GenConfig | None = None):
         self._prompts, self._on_error, self.gen = prompts, on_error, gen or GenConfig(max_new_tokens=64)
+        self._start_job = start_job
         self._cards: dict[str, dict] = {}
         self._thread: threading.Thread | None = None
         self._updating = False          # True while the view itself sets the pickers
@@ -68,6 +70,8 @@ class RunComparison(w.VBox):
                     dd.value = keep
         finally:
             self._updating = False
+        self.button.disabled = len(runs) < 2 or self.running
+        self.button.tooltip = "" if len(runs) >= 2 else "Two finished runs with saved models are needed"
 
     def _plan(self, a: str | None, b: str | None, prompts: list[str] | None):
         """Check the choice of runs and prompts; return (a, b, their cards, prompts)."""
@@ -110,13 +114,6 @@ class RunComparison(w.VBox):
     def compare_in_background(self) -> None:
         """What the button does: check the choice at once, then load and generate off-thread."""
         self._on_error("")
-        try:
-            if self._thread is not None and self._thread.is_alive():
-                raise RuntimeError("a comparison is already loading; wait for it")
-            a, b, _, prompts = self._plan(None, None, None)
-        except Exception as err:  # a bad choice belongs in the panel
-            self._on_error(error_text(err))
-            return
 
         def work():
             try:
@@ -127,9 +124,19 @@ class RunComparison(w.VBox):
             finally:
                 self.button.disabled = False
 
+        try:
+            if self.running:
+                raise RuntimeError("a comparison is already loading; wait for it")
+            a, b, _, prompts = self._plan(None, None, None)
+            self._thread = self._start_job("comparing two runs (Experiments tab)", work)
+        except Exception as err:  # a bad choice, or the session busy: say so in the panel
+            self._on_error(error_text(err))
+            return
         self.button.disabled = True
-        self._thread = threading.Thread(target=work, name="sftlab-compare-runs", daemon=True)
-        self._thread.start()
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
 
     def wait(self, timeout: float | None = None) -> None:
         if self._thread is not None:

@@ -6,20 +6,29 @@ Replies recorded for earlier runs of the session appear as more columns. Referen
 adds the reference answer's NLL under each model and a per-token probability heat map: the
 training objective, measured on one example. Generation runs in a background thread and
 streams into the table.
+
+Two views explain the change: "What changed?" lists the tokens and phrases the tuning made
+more and less likely (`lab.learned`), and, for a run that recorded a timeline, a step slider
+shows each probe's reply at each point of the run, diffed against the point before.
 """
 from __future__ import annotations
 
+import os
 import threading
+from pathlib import Path
 
 import anywidget
 import traitlets as t
 
+from lab import timeline
 from lab.comparison import make_row, write_table
 from lab.generate import GenConfig
+from lab.learned import summarize, token_changes
 from lab.records import Conversation
 from lab.session import Session
+from lab.textdiff import word_diff
 
-from ._common import CSS, BusyLine, Throttle, error_text, esm, join, plural
+from ._common import CSS, BusyLine, Throttle, error_text, esm, join, on_main, plural
 
 
 class CompareView(anywidget.AnyWidget):
@@ -53,6 +62,12 @@ class CompareView(anywidget.AnyWidget):
     export_clicks = t.Int(0, help="incremented by the 'Export table' button").tag(sync=True)
     busy = t.Unicode("", help="what else the session is running ('' = free)").tag(sync=True)
     tuned_run = t.Unicode("", help="the run whose weights the tuned column shows ('' = base)").tag(sync=True)
+    timeline = t.List(t.Dict(), help="the tuned run's timeline points: {step, rows: [{prompt, reply, "
+                      "diff}], probe_nll, retention}").tag(sync=True)
+    timeline_run = t.Unicode("", help="the run the timeline belongs to").tag(sync=True)
+    learned = t.Dict(help="what the tuning promoted and suppressed: `lab.learned.summarize` on "
+                     "the table's prompts, plus `source`").tag(sync=True)
+    learned_clicks = t.Int(0, help="incremented by the 'What changed?' button").tag(sync=True)
     session = t.Instance(Session, allow_none=True, help="the lab session compared (not synced)")
 
     def __init__(self, session: Session | None = None, probes=(), **kwargs):
@@ -60,11 +75,13 @@ class CompareView(anywidget.AnyWidget):
         self._probes: list[Conversation] = []
         self._thread: threading.Thread | None = None
         self._busy = BusyLine(self)
-        self.observe(lambda change: self._busy.follow(change["new"]), "session")
+        self._off = None
+        self.observe(self._on_session, "session")
         self.session = session
-        self._busy.follow(session)
+        self._on_session({"new": session})
         self.set_probes(probes)
         self.observe(lambda _: self._act(self.compare), "compare_clicks")
+        self.observe(lambda _: self._act(self.explain_change), "learned_clicks")
         self.observe(lambda _: self._act(lambda: self.export(self.export_path.strip())), "export_clicks")
 
     # -- Python API -------------------------------------------------------------------------
@@ -112,6 +129,64 @@ class CompareView(anywidget.AnyWidget):
         self._thread = self.session.start_job(  # Busy, naming what runs, if the session is busy
             f"comparing {plural(len(items), 'prompt')} in the Compare tab", self._guarded, items, cfg,
             self.reference_mode, name="sftlab-compare", by=self)
+
+    def explain_change(self) -> None:
+        """Start "What changed?" in the background: the tokens and phrases the tuning made
+        more and less likely, on the reference answers of the table's prompts (or, without
+        references, on the tuned model's replies in the table)."""
+        if self.session is None:
+            raise RuntimeError("no model loaded yet: load one in the train panel first")
+        items = self._explained_items()
+        if not items:
+            raise ValueError("nothing to explain yet: press Compare first (or give reference answers)")
+        if not self.session.tuned_differs():
+            raise ValueError("the tuned model is the base model: train (or load a run), then ask "
+                             "what changed")
+        self.error = ""
+        self._thread = self.session.start_job("explaining what changed (Compare tab)", self._guarded_learned,
+                                              items, name="sftlab-learned", by=self)
+
+    def _explained_items(self) -> list[Conversation]:
+        """The table's prompts with their reference answers, else with the tuned replies."""
+        out = []
+        for row in self.rows:
+            reply = row["reference"] or next((c["reply"] for c in row["columns"] if c["name"] == "tuned"), None)
+            if reply:
+                out.append(Conversation.single(row["prompt"], reply, system=row.get("system")))
+        return out
+
+    def _guarded_learned(self, items: list[Conversation]) -> None:
+        try:
+            self.state, self.message = "running", ""
+            self.progress = {"done": 0, "total": 1, "stage": "scoring every token under both models"}
+            s = self.session
+            _, changes = token_changes(s.base, s.model, s.tokenizer, items)
+            refs = sum(bool(r["reference"]) for r in self.rows)
+            self.learned = {**summarize(changes), "source": "reference answers" if refs == len(items)
+                            else "the tuned model's replies" if not refs else
+                            "reference answers and the tuned model's replies"}
+            self.progress = {"done": 1, "total": 1, "stage": "done"}
+            self.state = "done"
+            self.message = f"What changed: scored {self.learned['tokens_scored']} tokens of {plural(len(items), 'reply', 'replies')}."
+        except Exception as err:  # shown in the view
+            self.message = ""
+            self.error = error_text(err)
+            self.state = "error"
+
+    def show_timeline(self, run=None) -> None:
+        """Show the timeline of `run` (a `lab.session.Run`, a run folder, or None for the run
+        the tuned model holds) under the slider."""
+        if run is None:
+            run = self.session.current if self.session is not None else None
+        if run is None:
+            points, name = [], ""
+        elif isinstance(run, (str, os.PathLike)):
+            points, name = timeline.load(run), Path(run).name
+        else:
+            points = run.timeline or (timeline.load(run.out) if run.out else [])
+            name = run.name
+        self.timeline_run = name if points else ""
+        self.timeline = [_timeline_point(points, i) for i in range(len(points))]
 
     @property
     def running(self) -> bool:
@@ -192,7 +267,8 @@ class CompareView(anywidget.AnyWidget):
                         "compare again.")
 
     def _score(self, items: list[Conversation]) -> dict:
-        """NLL of each reference answer and its per-token probabilities, per model."""
+        """NLL of each reference answer and its per-token probabilities, per model (the tuned
+        model's with the base probability beside each, for the heat map's hover)."""
         s = self.session
         with_ref = [i for i, c in enumerate(items) if c.response]
         out: dict = {}
@@ -201,8 +277,32 @@ class CompareView(anywidget.AnyWidget):
             nll = s.score([items[i] for i in with_ref], tuned=tuned).per_example if with_ref else []
             for i, value in zip(with_ref, nll):
                 probs = s.token_probabilities(items[i], tuned=tuned)
-                out.setdefault(i, {})[key] = (value, [[tok, p] for tok, p in probs])
+                if key == "tuned":
+                    base = out[i]["base"][1]
+                    cells = [[tok, p, b[1]] for (tok, p), b in zip(probs, base)]
+                else:
+                    cells = [[tok, p] for tok, p in probs]
+                out.setdefault(i, {})[key] = (value, cells)
         return out
+
+    def _on_session(self, change) -> None:
+        """Follow a new session: its busy line, and its tuned run's timeline."""
+        if self._off is not None:
+            self._off()
+        session = change["new"]
+        self._busy.follow(session)
+        self._off = session.on_change(lambda: on_main(self.show_timeline)) if session is not None else None
+        self.show_timeline()
+
+
+def _timeline_point(points: list[dict], i: int) -> dict:
+    """Point `i` for the slider: each probe's reply diffed against the point before."""
+    point = points[i]
+    rows = [{"prompt": r["prompt"], "reply": r["reply"],
+             "diff": word_diff(r["before"], r["reply"]) if r["before"] is not None else None}
+            for r in timeline.replies_at(points, i)]
+    return {"step": point["step"], "rows": rows, "probe_nll": point.get("probe_nll"),
+            "retention": point.get("retention"), "before_step": points[i - 1]["step"] if i else None}
 
 
 def _row(conv: Conversation, replies: dict, earlier: dict, scores: dict | None = None, i: int = -1) -> dict:

@@ -189,7 +189,7 @@ class DatasetBuilder(anywidget.AnyWidget):
         self.selected = 0
         self._restore_starter()
         self.message = (f"Restored {len(convs)} examples" + (f" and {len(self._probes)} probes"
-                        if self._probes else "") + (f" (starter '{self.starter}', edited or not)"
+                        if self._probes else "") + (f" (from starter '{self.starter}')"
                         if self.starter else "") + f" from {path} (autosave).")
         return True
 

@@ -118,12 +118,13 @@ class ExperimentsView(w.VBox):
         self.kind = cls(w.Dropdown(options=[(k.label, key) for key, k in KINDS.items()], value="subsample",
                                    **_WIDE, description="Variant", layout=w.Layout(width="340px")), "sftlab-exp-kind")
         self.params = cls(w.Text(value=KINDS["subsample"].example, **_WIDE, description="Values",
-                                 placeholder=KINDS["subsample"].hint, layout=w.Layout(width="300px")),
+                                 placeholder=KINDS["subsample"].hint, layout=w.Layout(width="360px")),
                           "sftlab-exp-params")
         self.experiment = cls(w.Text(value="", **_WIDE, description="Experiment", placeholder="name (default: the kind)",
                                      layout=w.Layout(width="280px")), "sftlab-exp-name")
         self.hint = cls(w.HTML(), "sftlab-exp-hint")
-        self.add_button = cls(w.Button(description="Add to queue", icon="plus"), "sftlab-exp-add")
+        self.add_button = cls(w.Button(description="Add to queue", icon="plus", layout=w.Layout(width="auto")),
+                              "sftlab-exp-add")
         self.run_button = cls(w.Button(description="Run queue", icon="play", button_style="primary"),
                               "sftlab-exp-run")
         self.stop_button = cls(w.Button(description="Stop", icon="stop", disabled=True), "sftlab-exp-stop")
@@ -135,7 +136,9 @@ class ExperimentsView(w.VBox):
         self.status_html = cls(w.HTML(), "sftlab-exp-status")
         self.figure = go.FigureWidget(overlay_losses({}))
         self.nll_html = cls(w.HTML(), "sftlab-exp-nll")
-        self.comparison = RunComparison(self.probes, self._show_error, self.gen)
+        self.comparison = RunComparison(
+            self.probes, self._show_error,
+            lambda what, fn: self.session.start_job(what, fn, name="sftlab-compare-runs", by=self), self.gen)
         self.run_a, self.run_b = self.comparison.run_a, self.comparison.run_b
         self.compare_button, self.compare_html = self.comparison.button, self.comparison.html
 

@@ -17,12 +17,13 @@ import anywidget
 import plotly.graph_objects as go
 import traitlets as t
 
-from lab import plots, runs
+from lab import plots, runs, timeline
 from lab.config import TrainConfig, eval_every_for, problems
 from lab.estimate import describe, duration, estimate
 from lab.generate import GenConfig
 from lab.records import Conversation
 from lab.session import Run, Session
+from lab.timeline import TimelineConfig
 from lab.train import Callback, StepInfo, TrainResult, split_eval
 
 from ._common import CSS, BusyLine, Throttle, error_text, esm, join, on_main
@@ -57,6 +58,12 @@ class TrainPanel(anywidget.AnyWidget):
     max_steps = t.Int(0, help="stop after this many optimiser steps (0 = use epochs)").tag(sync=True)
     sample_replies = t.Bool(False, help="after each eval, let the model answer a few probe "
                             "prompts (slows training a little)").tag(sync=True)
+    timeline_points = t.Int(TimelineConfig.points, help="timeline points of a run: probe replies "
+                            "and NLLs at step 0, evenly spaced steps and the last (0 = off)").tag(sync=True)
+    forgetting_meter = t.Bool(TimelineConfig.retention, help="at each timeline point, the NLL of a "
+                              "general retention set; after the run, its answers base vs tuned").tag(sync=True)
+    forgetting = t.Dict(help="the forgetting meter's report after the run: accuracy base vs tuned "
+                        "and the questions that flipped").tag(sync=True)
     n_examples = t.Int(0, help="examples the next run gets (before the eval split)").tag(sync=True)
     estimate = t.Dict(help="the next run's cost: tokens, steps, seconds, memory_gb, text").tag(sync=True)
     state = t.Unicode("idle", help="idle | loading | training | stopping | done | stopped | "
@@ -79,6 +86,7 @@ class TrainPanel(anywidget.AnyWidget):
     reset_clicks = t.Int(0, help="incremented by the 'Reset to base' button").tag(sync=True)
     load_run_clicks = t.Int(0, help="incremented by the 'Load as tuned' button").tag(sync=True)
     chart = anywidget.WidgetTrait().tag(sync=True)
+    timeline_chart = anywidget.WidgetTrait().tag(sync=True)
     session = t.Instance(Session, allow_none=True, help="the lab session trained (not synced)")
 
     def __init__(self, session: Session | None = None, examples=(), *, model: str = "default",
@@ -87,12 +95,13 @@ class TrainPanel(anywidget.AnyWidget):
         `save`: write a run folder per run under `runs_dir` (default: the session's)."""
         super().__init__(model_name=session.model_name if session else model, **hyperparameters)
         self._examples: list[Conversation] = list(examples)
-        self._probes: list[str] = []
+        self._probes: list[Conversation] = []
         self._runs_dir, self._save = runs_dir, save
         self._thread: threading.Thread | None = None
         self._confirmed: dict | None = None
         self.run: Run | None = None  # the last run this panel trained (None: stopped at once)
         self.chart = go.FigureWidget(plots.loss_figure())
+        self.timeline_chart = go.FigureWidget(plots.timeline_figure())
         self._busy = BusyLine(self)
         self.observe(self._on_session, "session")
         self.observe(self._on_settings, ["epochs", "lr", "batch_size", "max_length", "completion_only",
@@ -113,9 +122,9 @@ class TrainPanel(anywidget.AnyWidget):
         self.refresh_estimate()
 
     def set_probes(self, probes) -> None:
-        """Prompts (text or Conversations) the model answers during training when
-        `sample_replies` is on."""
-        self._probes = [p if isinstance(p, str) else p.prompt for p in probes]
+        """Held-out prompts (text, or Conversations with reference answers): the timeline's
+        probes, and what the model answers after each eval when `sample_replies` is on."""
+        self._probes = [p if isinstance(p, Conversation) else Conversation.single(p) for p in probes]
 
     def config(self) -> TrainConfig:
         """The TrainConfig the panel's settings stand for; a ValueError lists every setting
@@ -274,8 +283,15 @@ class TrainPanel(anywidget.AnyWidget):
 
     def _train(self, session: Session, cfg: TrainConfig, data: list[Conversation]) -> None:
         """The run itself, in the thread that holds the session's job slot."""
-        self.state, self.message, self.samples, self.confirm = "training", "Training…", [], ""
-        self.run = run = session.train(data, cfg, callbacks=[_Live(self, session)], save=self._save)
+        self.state, self.message, self.samples, self.confirm, self.forgetting = "training", "Training…", [], "", {}
+        live = _Live(self, session)
+        tl = (TimelineConfig(points=self.timeline_points, retention=self.forgetting_meter)
+              if self.timeline_points > 0 else None)
+        if tl is not None and self.forgetting_meter and session._base_answers is None:
+            self.message = "Checking the base model's answers to the retention questions…"
+        self.run = run = session.train(data, cfg, callbacks=[live], save=self._save, probes=self._probes,
+                                       timeline=tl, on_point=live.on_point)
+        self.forgetting = run.forgetting or {} if run else {}
         self.refresh_estimate()  # now from the speed this run measured
         self.progress = {**self.progress, "eta": None}
         self.tuned_run = session.current.name if session.current else ""
@@ -336,9 +352,22 @@ class TrainPanel(anywidget.AnyWidget):
         if card is None:
             return
         self._show_card(card)
+        restored = self._restore_settings(card.get("config") or {})
         hint = (" Its model is not loaded: pick it under 'Stored runs' and press 'Load as tuned'."
                 if last["loadable"] else "")
-        self.message = f"Last run in {self.session.runs_dir}: {runs.summary_line(card)}.{hint}"
+        self.message = (f"Last run in {self.session.runs_dir}/: {runs.summary_line(card)}."
+                        f"{' Its settings are back in the boxes above.' if restored else ''}{hint}")
+
+    def _restore_settings(self, config: dict) -> bool:
+        """Put a stored run's settings back in the panel (after a restart); True if any changed."""
+        values = {"epochs": config.get("epochs"), "lr": config.get("lr"), "batch_size": config.get("batch_size"),
+                  "max_length": config.get("max_length"), "eval_split": config.get("eval_split"),
+                  "completion_only": config.get("completion_only"), "max_steps": config.get("max_steps") or 0}
+        changed = {k: v for k, v in values.items() if v is not None and getattr(self, k) != v}
+        with self.hold_trait_notifications():
+            for k, v in changed.items():
+                setattr(self, k, v)
+        return bool(changed)
 
     def _show_card(self, card: dict) -> None:
         """Show a stored run's loss curve and final progress."""
@@ -346,13 +375,17 @@ class TrainPanel(anywidget.AnyWidget):
         steps = [r for r in curve if "loss" in r]
         total = card.get("total_steps") or (steps[-1].get("total_steps") if steps else None)
         plots.sync_figure(self.chart, plots.loss_figure(curve, total))
+        points = timeline.load(card["path"])
+        plots.sync_figure(self.timeline_chart, plots.timeline_figure(points, total))
+        self.forgetting = (points[-1].get("forgetting") or {}) if points else {}
         self.progress = {"step": card.get("steps") or 0, "total": total or 0,
                          "loss": steps[-1]["loss"] if steps else None} if steps else {}
         self.tuned_run = self.session.current.name if self.session and self.session.current else ""
 
     def _clear_run_view(self) -> None:
-        self.progress, self.samples, self.confirm, self.tuned_run = {}, [], "", ""
+        self.progress, self.samples, self.confirm, self.tuned_run, self.forgetting = {}, [], "", "", {}
         plots.sync_figure(self.chart, plots.loss_figure())
+        plots.sync_figure(self.timeline_chart, plots.timeline_figure())
 
     # -- called by the training thread ------------------------------------------------------
     def _show(self, history: list[dict], info: StepInfo | None) -> None:
@@ -368,28 +401,39 @@ class TrainPanel(anywidget.AnyWidget):
 
     def _sample(self, session: Session, step: int) -> None:
         """Answer a few probe prompts with the model as it is now (greedy, short)."""
-        prompts = self._probes[:SAMPLE_PROBES]
+        prompts = [p.prompt for p in self._probes[:SAMPLE_PROBES]]
         replies = session.reply(prompts, cfg=GenConfig(max_new_tokens=SAMPLE_TOKENS))
         self.samples = self.samples + [{"step": step, "prompt": p, "reply": r}
                                        for p, r in zip(prompts, replies)]
 
 
 class _Live(Callback):
-    """Forwards the training loop's progress to the panel, at most ~4 times a second."""
+    """Forwards the training loop's progress to the panel, at most ~4 times a second, and each
+    timeline point as it comes."""
 
     def __init__(self, panel: TrainPanel, session: Session):
         self.panel, self.session, self.history, self.last = panel, session, [], None
+        self.points: list[dict] = []
+        self.total = None
         self.throttle = Throttle(0.25)
 
     def on_start(self, total_steps: int, n_examples: int) -> None:
+        self.total = total_steps
         self.panel.progress = {"step": 0, "total": total_steps}
         plots.sync_figure(self.panel.chart, plots.loss_figure([], total_steps))
+        plots.sync_figure(self.panel.timeline_chart, plots.timeline_figure([], total_steps))
+
+    def on_point(self, row: dict) -> None:
+        self.points.append(row)
+        plots.sync_figure(self.panel.timeline_chart, plots.timeline_figure(self.points, self.total))
+        if row.get("forgetting"):
+            self.panel.forgetting = row["forgetting"]
 
     def on_step(self, info: StepInfo) -> None:
         self.history.append({"step": info.step, "loss": info.loss})
         self.last = info
         if self.throttle.ready():
-            self.session.describe(f"training in the Train tab (step {info.step} of {info.total_steps})")
+            self.session.describe(f"training in the Train tab, step {info.step} of {info.total_steps}")
             self.panel._show(self.history, info)
 
     def on_eval(self, step: int, eval_loss: float) -> None:

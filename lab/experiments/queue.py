@@ -180,8 +180,8 @@ class Queue:
         if self.running:
             return
         self._cancel = False
-        self._thread = self.session.start_job("the experiments queue", self._work, name="sftlab-queue",
-                                              by=by)
+        self._thread = self.session.start_job("the experiments queue (Experiments tab)", self._work,
+                                              name="sftlab-queue", by=by)
 
     @property
     def running(self) -> bool:
@@ -211,7 +211,7 @@ class Queue:
             job.status = "running"
             name = f"{job.experiment}/{job.variant.name}"
             left = sum(j.status == "queued" for j in self.jobs)
-            self.session.describe(f"the experiments queue (run {name}, {left} more queued)")
+            self.session.describe(f"the experiments queue (Experiments tab): run {name}, {left} more queued")
             relay = [_Relay(name, self.on_step)] if self.on_step else []
             job.card = run_variant(self.session.base, self.session.tokenizer, job.data, job.variant,
                                    config=self.config, out_dir=job.out_dir, experiment=job.experiment,

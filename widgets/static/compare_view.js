@@ -33,6 +33,20 @@ function heat(p) {
   return `hsla(${hue}, 75%, 50%, 0.35)`;
 }
 
+function tokenTitle(p, base) {
+  // a token's probability, and for the tuned model how it changed from the base model
+  if (base == null) return `p = ${p.toFixed(3)}`;
+  const change = Math.log(Math.max(p, 1e-12)) - Math.log(Math.max(base, 1e-12));
+  return `p = ${p.toFixed(3)} (base model ${base.toFixed(3)}): ${change >= 0 ? "+" : ""}${change.toFixed(2)} nats, ${change >= 0 ? "promoted" : "suppressed"} by the tuning`;
+}
+
+function changeList(title, items) {
+  return h("div", { class: "sftlab-learned-list" }, h("div", { class: "sftlab-learned-title" }, title),
+    items.length ? h("ol", {}, items.map((t) => h("li", { title: `seen ${t.count} time${t.count === 1 ? "" : "s"}, mean change ${t.mean_change.toFixed(2)} nats (log-probability, tuned minus base)` },
+      h("code", {}, t.text), ` ×${t.count} `, h("span", { class: t.mean_change > 0 ? "sftlab-up" : "sftlab-down" },
+        `${t.mean_change > 0 ? "+" : ""}${t.mean_change.toFixed(2)}`)))) : h("div", { class: "sftlab-muted" }, "none"));
+}
+
 function render({ model, el }) {
   const set = (name, value) => { model.set(name, value); model.save_changes(); };
   const click = (trait) => set(trait, model.get(trait) + 1);
@@ -75,6 +89,16 @@ function render({ model, el }) {
   const message = h("div", { class: "sftlab-message" });
   const error = h("div", { class: "sftlab-error", role: "alert" });
   const table = h("table", { class: "sftlab-table" });
+  const learnedButton = h("button", { class: "sftlab-button sftlab-learned-button", onclick: () => click("learned_clicks"),
+    title: "Score every token of the reference answers (or of the tuned replies) under both models: which tokens and phrases did the tuning make more, and less, likely?" }, "What changed?");
+  const learnedBox = h("div", { class: "sftlab-learned" });
+  const slider = h("input", { type: "range", class: "sftlab-timeline-slider", min: "0", max: "0", step: "1", value: "0",
+    oninput: () => drawTimeline() });
+  const timelineHead = h("div", { class: "sftlab-timeline-head" });
+  const timelineTable = h("table", { class: "sftlab-table sftlab-timeline-table" });
+  const timelineBox = h("details", { class: "sftlab-timeline", open: "" },
+    h("summary", {}, "How the replies changed during the run"),
+    h("div", { class: "sftlab-toolbar" }, h("label", {}, "Step ", slider), timelineHead), timelineTable);
 
   const busy = h("div", { class: "sftlab-busy", role: "status" });
   el.classList.add("sftlab", "sftlab-compare");
@@ -88,10 +112,10 @@ function render({ model, el }) {
       h("label", { class: "sftlab-check", title: "Score the reference answers: NLL and per-token probabilities under each model" },
         referenceMode, " Reference mode"),
       h("label", { class: "sftlab-check", title: "Mark the words each reply adds to the base reply; dropped words show on hover" }, showDiff, " Word diff")),
-    h("div", { class: "sftlab-toolbar" }, compare, exportPath, exportButton),
+    h("div", { class: "sftlab-toolbar" }, compare, learnedButton, exportPath, exportButton),
     busy,
     h("div", { class: "sftlab-progress-row" }, bar, barText),
-    error, message, table);
+    error, message, table, learnedBox, timelineBox);
 
   function drawInputs() {
     const probes = model.get("probe_list");
@@ -127,8 +151,8 @@ function render({ model, el }) {
     return h("td", { class: "sftlab-cell", "data-column": col.name },
       reply(col),
       meta.length ? h("div", { class: "sftlab-meta" }, meta.join(" · ")) : null,
-      col.probs ? h("div", { class: "sftlab-heat", title: "Reference answer, each token coloured by the probability this model gives it (red low, green high)" },
-        col.probs.map(([tok, p]) => h("span", { style: `background:${heat(p)}`, title: `p = ${p.toFixed(3)}` }, tok))) : null);
+      col.probs ? h("div", { class: "sftlab-heat", title: "Reference answer, each token coloured by the probability this model gives it (red low, green high); hover a token for its change" },
+        col.probs.map(([tok, p, base]) => h("span", { style: `background:${heat(p)}`, title: tokenTitle(p, base) }, tok))) : null);
   }
   function drawTable() {
     const rows = model.get("rows");
@@ -137,7 +161,7 @@ function render({ model, el }) {
     table.replaceChildren(
       h("thead", {}, h("tr", {}, h("th", { style: "width: 22%" }, "Prompt"),
         names.map((n) => h("th", { "data-column": n }, n === "tuned" && model.get("tuned_run")
-          ? `Tuned model (run ${model.get("tuned_run")})` : LABELS[n] || `Earlier run: ${n}`)))),
+          ? `Tuned model: ${model.get("tuned_run")}` : LABELS[n] || `Earlier run: ${n}`)))),
       h("tbody", {}, rows.map((r) => h("tr", { class: "sftlab-row" },
         h("td", { class: "sftlab-prompt-cell" },
           r.system ? h("div", { class: "sftlab-badge", title: r.system }, `system: ${short(r.system)}`) : null,
@@ -145,15 +169,46 @@ function render({ model, el }) {
           r.reference != null ? h("div", { class: "sftlab-reference" }, `Reference: ${r.reference}`) : null),
         r.columns.map(cell)))));
   }
+  function drawLearned() {
+    const s = model.get("learned");
+    learnedBox.hidden = !s.tokens;
+    if (!s.tokens) { learnedBox.replaceChildren(); return; }
+    learnedBox.replaceChildren(
+      h("div", { class: "sftlab-learned-head" }, `What changed, over ${s.tokens_scored} tokens of ${s.examples} ${s.source}: `
+        + `mean change ${s.mean_change >= 0 ? "+" : ""}${s.mean_change.toFixed(2)} nats per token (log-probability, tuned minus base). `
+        + "Items seen once are left out when others repeat."),
+      h("div", { class: "sftlab-learned-grid" },
+        changeList("Tokens made more likely", s.tokens.promoted), changeList("Tokens made less likely", s.tokens.suppressed),
+        changeList("Phrases made more likely", s.phrases.promoted), changeList("Phrases made less likely", s.phrases.suppressed)));
+  }
+  function drawTimeline() {
+    const points = model.get("timeline");
+    timelineBox.hidden = !points.length;
+    if (!points.length) { timelineTable.replaceChildren(); return; }
+    slider.max = String(points.length - 1);
+    const i = Math.min(Number(slider.value), points.length - 1);
+    const p = points[i];
+    const nll = (p.probe_nll || []).filter((v) => v != null);
+    const parts = [`run ${model.get("timeline_run")}: point ${i + 1} of ${points.length}, step ${p.step}`
+      + (p.before_step != null ? ` (words new since step ${p.before_step} in green)` : " (before training)")];
+    if (nll.length) parts.push(`probe NLL ${(nll.reduce((a, b) => a + b, 0) / nll.length).toFixed(3)}`);
+    if (p.retention) parts.push(`retention NLL: Q&A ${p.retention.qa.toFixed(3)}, text ${p.retention.text.toFixed(3)}`);
+    timelineHead.textContent = parts.join(" · ");
+    timelineTable.replaceChildren(h("thead", {}, h("tr", {}, h("th", { style: "width: 30%" }, "Probe"), h("th", {}, `Reply at step ${p.step}`))),
+      h("tbody", {}, p.rows.map((r) => h("tr", { class: "sftlab-timeline-row" }, h("td", { class: "sftlab-prompt-cell" }, r.prompt),
+        h("td", { class: "sftlab-cell" }, ...(r.diff ? diffView(r.diff) : [h("div", { class: "sftlab-reply" }, r.reply || h("span", { class: "sftlab-pending" }, "(empty reply)"))]))))));
+  }
   function drawState() {
     const p = model.get("progress");
     const running = model.get("state") === "running";
     compare.disabled = running || !!model.get("busy");
+    learnedButton.disabled = running || !!model.get("busy") || !model.get("rows").length;
     busy.textContent = model.get("busy");
     busy.hidden = !model.get("busy");
     el.dataset.state = model.get("state");
     bar.max = Math.max(1, p.total || 0);
     bar.value = p.done || 0;
+    bar.hidden = !running;
     barText.textContent = running ? `generating: ${p.stage || ""}…` : "";
     message.textContent = model.get("message");
     error.textContent = model.get("error");
@@ -164,11 +219,17 @@ function render({ model, el }) {
     "max_new_tokens", "seed", "reference_mode", "show_diff", "export_path"]) model.on(`change:${name}`, drawInputs);
   model.on("change:show_diff", drawTable);
   model.on("change:rows", drawTable);
+  model.on("change:rows", drawState);
+  model.on("change:learned", drawLearned);
+  model.on("change:timeline", () => { slider.value = String(Math.max(0, model.get("timeline").length - 1)); drawTimeline(); });
   for (const name of ["state", "progress", "message", "error", "busy"]) model.on(`change:${name}`, drawState);
   model.on("change:state", drawTable);
   drawInputs();
   drawTable();
   drawState();
+  drawLearned();
+  slider.value = String(Math.max(0, model.get("timeline").length - 1));
+  drawTimeline();
 }
 
 export default { render };

@@ -21,6 +21,28 @@ function textRows(text) {
   return Math.min(10, Math.max(2, lines));
 }
 
+function markdown(text) {
+  // the starter notes: headings, bullets, `code` and **bold** of plain Markdown, as text nodes
+  const inline = (line) => line.split(/(`[^`]+`|\*\*[^*]+\*\*)/).filter(Boolean).map((part) =>
+    part.startsWith("`") ? h("code", {}, part.slice(1, -1))
+      : part.startsWith("**") ? h("b", {}, part.slice(2, -2)) : part);
+  const out = h("div", { class: "sftlab-notes" });
+  let list = null;
+  for (const line of text.split("\n")) {
+    const heading = line.match(/^#+\s+(.*)/);
+    const bullet = line.match(/^\s*[-*]\s+(.*)/);
+    if (bullet) {
+      if (!list) out.append(list = h("ul", {}));
+      list.append(h("li", {}, inline(bullet[1])));
+      continue;
+    }
+    list = null;
+    if (heading) out.append(h("div", { class: "sftlab-notes-heading" }, inline(heading[1])));
+    else if (line.trim()) out.append(h("p", {}, inline(line)));
+  }
+  return out;
+}
+
 function exampleText(row) {
   return [...row.messages.map((m) => m.content), row.id || "", ...(row.tags || [])].join("\n").toLowerCase();
 }
@@ -146,7 +168,10 @@ function render({ model, el, host }) {
       h("span", { class: "sftlab-field-label" }, label),
       h("textarea", {
         class: cls, rows: textRows(messages[j].content), "data-turn": j,
-        oninput: (e) => edit((r) => { r[i].messages[j].content = e.target.value; }),
+        oninput: (e) => {
+          e.target.rows = textRows(e.target.value); // the box grows with what is typed
+          edit((r) => { r[i].messages[j].content = e.target.value; });
+        },
         onchange: () => commit(),
       }, messages[j].content));
     const system = sysIndex >= 0 ? field("System", "sftlab-system", sysIndex) : null;
@@ -268,7 +293,7 @@ function render({ model, el, host }) {
     error.textContent = model.get("error");
     error.hidden = !model.get("error");
     const text = model.get("starter_notes");
-    notes.replaceChildren(h("summary", {}, `About the starter '${model.get("starter")}'`), h("div", {}, text));
+    notes.replaceChildren(h("summary", {}, `About the starter '${model.get("starter")}'`), markdown(text));
     notes.hidden = !text;
     transfer.querySelector(".sftlab-autosave").textContent = model.get("path")
       ? `autosaved to ${model.get("path")}` : "not autosaved";

@@ -17,7 +17,9 @@ const SETTINGS = [
   ["max_length", "Max length", "number", "16", "Tokens per example; longer ones are cut"],
   ["eval_split", "Eval split", "number", "0.05", "Share of examples held out to measure eval loss (0 = none)"],
   ["max_steps", "Max steps", "number", "1", "Stop after this many steps (0 = use epochs)"],
+  ["timeline_points", "Timeline points", "number", "1", "Points of the run at which the probes are answered and scored (step 0, evenly spaced steps, the last); 0 = off"],
   ["completion_only", "Completion-only loss", "checkbox", null, "Loss on response tokens only; untick to train on every token"],
+  ["forgetting_meter", "Forgetting meter", "checkbox", null, "At each timeline point, the NLL of a general retention set; after the run, its 30 questions answered by the base and the tuned model"],
   ["sample_replies", "Sample replies", "checkbox", null, "After each eval, let the model answer two probe prompts"],
 ];
 
@@ -65,6 +67,8 @@ function render({ model, el, host }) {
   const message = h("div", { class: "sftlab-message" });
   const error = h("div", { class: "sftlab-error", role: "alert" });
   const chart = h("div", { class: "sftlab-chart" });
+  const timelineChart = h("div", { class: "sftlab-chart sftlab-timeline-chart" });
+  const forgetting = h("details", { class: "sftlab-forgetting" });
   const samples = h("div", { class: "sftlab-samples" });
 
   el.classList.add("sftlab", "sftlab-train");
@@ -76,7 +80,7 @@ function render({ model, el, host }) {
     h("div", { class: "sftlab-toolbar" }, start, stop, reset, state),
     busy, confirm,
     h("div", { class: "sftlab-progress-row" }, bar, barText),
-    error, message, chart, samples,
+    error, message, h("div", { class: "sftlab-charts" }, chart, timelineChart), forgetting, samples,
     h("div", { class: "sftlab-toolbar sftlab-runs" }, h("label", {}, "Stored runs ", runSelect), loadRun, tuned));
   keepKeys(el);
 
@@ -140,8 +144,22 @@ function render({ model, el, host }) {
     }, r.line)) : [h("option", { value: "" }, "no runs yet")]));
     runSelect.value = model.get("run_choice");
     const name = model.get("tuned_run");
-    tuned.textContent = name ? `tuned model = run ${name}` : "tuned model = the base model";
+    tuned.textContent = name ? `tuned model: ${name}` : "tuned model: the base model";
     drawState();
+  }
+  function drawForgetting() {
+    const f = model.get("forgetting");
+    forgetting.hidden = !f.questions;
+    if (!f.questions) { forgetting.replaceChildren(); return; }
+    const right = (a) => Math.round(a * f.questions);
+    const table = (title, rows) => rows.length ? [h("div", { class: "sftlab-learned-title" }, `${title} (${rows.length})`),
+      h("table", {}, h("tr", {}, h("th", {}, "question"), h("th", {}, "answer"), h("th", {}, "base model said"), h("th", {}, "tuned model said")),
+        rows.map((r) => h("tr", {}, h("td", {}, r.question), h("td", {}, r.answer), h("td", {}, r.base), h("td", {}, r.tuned))))] : [];
+    forgetting.replaceChildren(
+      h("summary", {}, `Forgetting meter: ${right(f.base_accuracy)} of ${f.questions} general questions answered right by the base model, `
+        + `${right(f.tuned_accuracy)} by the tuned one; ${f.right_to_wrong.length} right → wrong, ${f.wrong_to_right.length} wrong → right`),
+      h("div", { class: "sftlab-muted" }, "A flip or two is noise; a rising retention NLL with the same answers right means a new style, not lost knowledge."),
+      ...table("Right → wrong", f.right_to_wrong), ...table("Wrong → right", f.wrong_to_right));
   }
   function drawSamples() {
     const list = model.get("samples");
@@ -163,16 +181,20 @@ function render({ model, el, host }) {
   model.on("change:message", drawStatus);
   model.on("change:error", drawStatus);
   model.on("change:samples", drawSamples);
+  model.on("change:forgetting", drawForgetting);
   drawSettings();
   drawEstimate();
   drawRuns();
   drawProgress();
   drawStatus();
   drawSamples();
-  if (!(host && model.get("chart"))) return undefined;
-  return whenVisible(chart, () => host.getWidget(model.get("chart"))
-    .then((w) => w.render({ el: chart }))
-    .catch((e) => { chart.textContent = `(loss chart unavailable: ${e.message})`; }));
+  drawForgetting();
+  if (!host) return undefined;
+  const draw = (trait, node, what) => (model.get(trait) ? whenVisible(node, () => host.getWidget(model.get(trait))
+    .then((w) => w.render({ el: node }))
+    .catch((e) => { node.textContent = `(${what} unavailable: ${e.message})`; })) : () => {});
+  const unwatch = [draw("chart", chart, "loss chart"), draw("timeline_chart", timelineChart, "timeline chart")];
+  return () => unwatch.forEach((f) => f());
 }
 
 export default { render };
