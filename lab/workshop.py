@@ -15,11 +15,9 @@ only says that the claim was not checked.
 'tiny-random'
 >>> expect(False, "the tuned replies open with 'Arr!'")
 not checked (fast mode): the tuned replies open with 'Arr!'
-False
 >>> del os.environ["SFT_LAB_FAST"]
 >>> expect(2 > 1, "two is more than one", measured="2 vs 1")
 checked: two is more than one (2 vs 1)
-True
 """
 from __future__ import annotations
 
@@ -47,10 +45,10 @@ class ClaimFailed(AssertionError):
     """A sentence of a notebook said what the reader would see, and the run showed otherwise."""
 
 
-def expect(condition: bool, claim: str, *, measured: str | None = None) -> bool:
+def expect(condition: bool, claim: str, *, measured: str | None = None) -> None:
     """Check `claim` (the notebook's words) against `condition` (the numbers): in full mode
     print that it holds or raise `ClaimFailed` with what was measured; in fast mode print
-    that it was not checked. Returns `condition`."""
+    that it was not checked."""
     detail = f" ({measured})" if measured else ""
     if settings().fast:
         print(f"not checked (fast mode): {claim}")
@@ -59,4 +57,3 @@ def expect(condition: bool, claim: str, *, measured: str | None = None) -> bool:
     else:
         raise ClaimFailed(f"the notebook says: {claim}; this run shows otherwise{detail}. "
                           "Rewrite the sentence (or its run) so that it holds across seeds.")
-    return bool(condition)
