@@ -2,12 +2,16 @@
 
     python -m bench.notebooks_full                  # every notebook, one after another
     python -m bench.notebooks_full --only 02 04     # just these (matched by name prefix)
-    python -m bench.notebooks_full --executed out/  # also keep the executed notebooks
+    python -m bench.notebooks_full --seeds 0 1 2    # each notebook once per seed
+    python -m bench.notebooks_full --reference      # keep the executed notebooks (seed 0) in
+                                                    # notebooks/reference/, for teachers
 
 This is the workshop as a teacher runs it: each notebook should finish in 10 minutes on a
-2-core laptop CPU. The notebooks run in a temporary copy of `notebooks/`, so their run folders
-(with saved models, 0.5 GB each) never land in the repository. Results go to
-`bench/results/notebooks_full.json` (merged with earlier results when `--only` is given).
+2-core laptop CPU, and every `expect(...)` beside a sentence of the text must hold (a claim
+that fails fails the notebook), for every seed (`SFT_LAB_SEED`). The notebooks run in a
+temporary copy of `notebooks/`, so their run folders (with saved models, 0.5 GB each) never
+land in the repository. Results go to `bench/results/notebooks_full.json` (merged with earlier
+results when `--only` is given).
 
 The kernels run with `OMP_WAIT_POLICY=PASSIVE` unless the variable is already set: on a machine
 shared with other busy processes, OpenMP threads that spin while waiting for each other make
@@ -45,13 +49,16 @@ def _cell_seconds(cell) -> float | None:
     return (parse(end) - parse(start)).total_seconds()
 
 
-def run_notebook(path: Path, workdir: Path, executed: Path | None) -> dict:
-    """Execute one notebook in `workdir`; return its timing and outcome."""
+def run_notebook(path: Path, workdir: Path, executed: Path | None, seed: int = 0) -> dict:
+    """Execute one notebook in `workdir` with `SFT_LAB_SEED=seed`; return its timing, outcome
+    and the claims it checked."""
     import nbclient
     import nbformat
 
+    os.environ["SFT_LAB_SEED"] = str(seed)
     nb = nbformat.read(workdir / path.name, as_version=4)
     client = nbclient.NotebookClient(nb, timeout=CELL_TIMEOUT, kernel_name="python3",
+                                     store_widget_state=True,
                                      resources={"metadata": {"path": str(workdir)}})
     load0 = os.getloadavg()[0]
     t0 = time.perf_counter()
@@ -66,7 +73,11 @@ def run_notebook(path: Path, workdir: Path, executed: Path | None) -> dict:
     if executed is not None:
         executed.mkdir(parents=True, exist_ok=True)
         nbformat.write(nb, executed / path.name)
-    return {"notebook": path.name, "seconds": round(seconds, 1), "ok": error is None,
+    claims = [line for cell in nb.cells if cell.cell_type == "code" for out in cell.get("outputs", [])
+              if out.get("output_type") == "stream" for line in out.get("text", "").splitlines()
+              if line.startswith("checked: ")]
+    return {"notebook": path.name, "seed": seed, "seconds": round(seconds, 1), "ok": error is None,
+            "claims_checked": len(claims),
             "within_budget": error is None and seconds <= BUDGET_S, "error": error,
             "slowest_cells": [{"cell": i, "seconds": round(s, 1)} for s, i in slowest],
             "load_average_at_start": round(load0, 2), "load_average_at_end": round(os.getloadavg()[0], 2)}
@@ -78,7 +89,13 @@ def main(argv: list[str] | None = None) -> int:
                         help="notebook name prefixes to run, e.g. 01 03 (default: all)")
     parser.add_argument("--executed", type=Path, default=None,
                         help="folder to write the executed notebooks (with outputs) into")
+    parser.add_argument("--reference", action="store_true",
+                        help="write the executed notebooks of the first seed to notebooks/reference/")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0],
+                        help="run every notebook once per seed (SFT_LAB_SEED)")
     args = parser.parse_args(argv)
+    if args.reference:
+        args.executed = NOTEBOOKS / "reference"
 
     os.environ.pop("SFT_LAB_FAST", None)       # full mode: the default model, epochs not steps
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -92,37 +109,39 @@ def main(argv: list[str] | None = None) -> int:
 
     rows = []
     with tempfile.TemporaryDirectory(prefix="sftlab-notebooks-") as tmp:
-        for path in paths:
-            workdir = Path(tmp) / path.stem        # a fresh copy per notebook: no shared runs/
-            shutil.copytree(NOTEBOOKS, workdir,
-                            ignore=shutil.ignore_patterns("runs", ".ipynb_checkpoints", "__pycache__"))
-            print(f"running {path.name} ...", flush=True)
-            row = run_notebook(path, workdir, args.executed)
-            rows.append(row)
-            print(f"  {row['seconds']:.0f} s  {'ok' if row['ok'] else 'FAILED: ' + str(row['error'])}",
-                  flush=True)
-            shutil.rmtree(workdir, ignore_errors=True)
+        for seed in args.seeds:
+            for path in paths:
+                workdir = Path(tmp) / path.stem        # a fresh copy per notebook: no shared runs/
+                shutil.copytree(NOTEBOOKS, workdir, ignore=shutil.ignore_patterns(
+                    "runs", "reference", ".ipynb_checkpoints", "__pycache__"))
+                print(f"running {path.name} (seed {seed}) ...", flush=True)
+                row = run_notebook(path, workdir, args.executed if seed == args.seeds[0] else None, seed)
+                rows.append(row)
+                print(f"  {row['seconds']:.0f} s, {row['claims_checked']} claims checked  "
+                      f"{'ok' if row['ok'] else 'FAILED: ' + str(row['error'])}", flush=True)
+                shutil.rmtree(workdir, ignore_errors=True)
 
+    key = lambda r: f"{r['notebook']} seed {r.get('seed', 0)}"  # noqa: E731
     previous = {}
     if args.only and RESULTS.is_file():
         try:
-            previous = {r["notebook"]: r for r in json.loads(RESULTS.read_text()).get("notebooks", [])}
+            previous = {key(r): r for r in json.loads(RESULTS.read_text()).get("notebooks", [])}
         except (OSError, json.JSONDecodeError, AttributeError):
             previous = {}
     stamp = time.strftime("%Y-%m-%d %H:%M")
     for row in rows:
         row["date"] = stamp
-    merged = {**previous, **{r["notebook"]: r for r in rows}}
+    merged = {**previous, **{key(r): r for r in rows}}
     write_json(RESULTS, {"mode": "full (default model)", "budget_s": BUDGET_S,
                          "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
                          "cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
                          "notebooks": [merged[k] for k in sorted(merged)]})
 
-    print(f"\n{'notebook':40s} {'seconds':>8s}  {'load':>9s}  result")
+    print(f"\n{'notebook':40s} {'seed':>4s} {'seconds':>8s} {'claims':>6s}  {'load':>9s}  result")
     for r in rows:
         verdict = "ok" if r["within_budget"] else ("over budget" if r["ok"] else "FAILED")
         load = f"{r['load_average_at_start']:.1f}-{r['load_average_at_end']:.1f}"
-        print(f"{r['notebook']:40s} {r['seconds']:8.0f}  {load:>9s}  {verdict}")
+        print(f"{r['notebook']:40s} {r['seed']:4d} {r['seconds']:8.0f} {r['claims_checked']:6d}  {load:>9s}  {verdict}")
     print(f"\nbudget {BUDGET_S} s per notebook; results in {RESULTS.relative_to(REPO)}")
     return 0 if all(r["ok"] for r in rows) else 1
 

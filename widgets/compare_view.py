@@ -115,9 +115,13 @@ class CompareView(anywidget.AnyWidget):
         return GenConfig(max_new_tokens=self.max_new_tokens, temperature=temperature, seed=self.seed)
 
     def compare(self, prompts=None) -> None:
-        """Start a comparison in the background (`prompts`: texts, else the panel's prompts)."""
+        """Start a comparison in the background (`prompts`: texts, or Conversations whose
+        responses are reference answers; else the panel's prompts)."""
         if prompts is not None:
-            self.source, self.prompts, self.references = "typed", "\n".join(_escape(p) for p in prompts), ""
+            convs = [p if isinstance(p, Conversation) else Conversation.single(p) for p in prompts]
+            self.source = "typed"
+            self.prompts = "\n".join(_escape(c.prompt) for c in convs)
+            self.references = "\n".join(_escape(c.response or "") for c in convs)
         if self.session is None:
             raise RuntimeError("no model loaded yet: load one in the train panel first")
         if self.running:

@@ -56,6 +56,8 @@ class TrainPanel(anywidget.AnyWidget):
     eval_split = t.Float(_DEFAULT.eval_split, help="share of the examples held out to measure "
                          "eval loss").tag(sync=True)
     max_steps = t.Int(0, help="stop after this many optimiser steps (0 = use epochs)").tag(sync=True)
+    seed = t.Int(_DEFAULT.seed, help="seed of the data order and the eval split: change it to "
+                 "see how much of a result is chance").tag(sync=True)
     sample_replies = t.Bool(False, help="after each eval, let the model answer a few probe "
                             "prompts (slows training a little)").tag(sync=True)
     timeline_points = t.Int(TimelineConfig.points, help="timeline points of a run: probe replies "
@@ -105,7 +107,7 @@ class TrainPanel(anywidget.AnyWidget):
         self._busy = BusyLine(self)
         self.observe(self._on_session, "session")
         self.observe(self._on_settings, ["epochs", "lr", "batch_size", "max_length", "completion_only",
-                                         "eval_split", "max_steps"])
+                                         "eval_split", "max_steps", "seed"])
         self.observe(lambda _: self._act(self.load_model), "load_clicks")
         self.observe(lambda _: self._act(self.start), "start_clicks")
         self.observe(lambda _: self._act(self.stop), "stop_clicks")
@@ -131,7 +133,8 @@ class TrainPanel(anywidget.AnyWidget):
         that is out of range, by the names the panel shows."""
         values = {"epochs": self.epochs, "max_steps": self.max_steps or None, "lr": self.lr,
                   "batch_size": self.batch_size, "max_length": self.max_length,
-                  "completion_only": self.completion_only, "eval_split": self.eval_split}
+                  "completion_only": self.completion_only, "eval_split": self.eval_split,
+                  "seed": self.seed}
         found = problems(values, LABELS)
         if self.max_steps < 0:
             found.insert(0, "Max steps must be 0 (use the epochs) or more")
@@ -362,7 +365,8 @@ class TrainPanel(anywidget.AnyWidget):
         """Put a stored run's settings back in the panel (after a restart); True if any changed."""
         values = {"epochs": config.get("epochs"), "lr": config.get("lr"), "batch_size": config.get("batch_size"),
                   "max_length": config.get("max_length"), "eval_split": config.get("eval_split"),
-                  "completion_only": config.get("completion_only"), "max_steps": config.get("max_steps") or 0}
+                  "completion_only": config.get("completion_only"), "max_steps": config.get("max_steps") or 0,
+                  "seed": config.get("seed")}
         changed = {k: v for k, v in values.items() if v is not None and getattr(self, k) != v}
         with self.hold_trait_notifications():
             for k, v in changed.items():

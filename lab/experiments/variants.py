@@ -4,8 +4,8 @@ Each returns a new list and never changes its input, so one source set feeds man
 
 >>> from lab.records import Conversation
 >>> data = [Conversation.single(f"q{i}", f"a{i}", tags=("x" if i % 2 else "y",)) for i in range(4)]
->>> [c.prompt for c in subsample(data, 2, seed=0)]
-['q3', 'q1']
+>>> [c.prompt for c in subsample(data, 2, seed=0)]  # one of each category
+['q1', 'q2']
 >>> [c.response for c in shuffle_responses(data, 1.0, seed=0)]
 ['a3', 'a0', 'a1', 'a2']
 >>> [c.prompt for c in drop_tag(data, "x")]
@@ -20,11 +20,33 @@ import random
 from ..records import Conversation
 
 
-def subsample(data: list[Conversation], n: int, seed: int = 0) -> list[Conversation]:
-    """A random `n` of the examples (all of them if n >= len)."""
+def subsample(data: list[Conversation], n: int, seed: int = 0, stratify: bool = True) -> list[Conversation]:
+    """A random `n` of the examples (all of them if n >= len), in their original order.
+
+    With `stratify` and categories (each example's first tag), every category keeps its share:
+    n is split in proportion to the category sizes (largest remainders first), so 10 of 50
+    examples in 5 equal categories are 2 of each, not whatever a plain draw gives.
+
+    >>> mixed = [Conversation.single(f"q{i}", "a", tags=("abcde"[i % 5],)) for i in range(50)]
+    >>> sorted(c.tags[0] for c in subsample(mixed, 10, seed=0))
+    ['a', 'a', 'b', 'b', 'c', 'c', 'd', 'd', 'e', 'e']
+    """
     if n < 1:
         raise ValueError("subsample needs n >= 1")
-    return random.Random(seed).sample(data, min(n, len(data)))
+    rng = random.Random(seed)
+    n = min(n, len(data))
+    groups: dict[str, list[int]] = {}
+    for i, c in enumerate(data):
+        groups.setdefault(c.tags[0] if (stratify and c.tags) else "", []).append(i)
+    if len(groups) == 1:
+        picked = rng.sample(range(len(data)), n)
+    else:
+        exact = {k: n * len(v) / len(data) for k, v in groups.items()}
+        take = {k: int(x) for k, x in exact.items()}
+        for k in sorted(exact, key=lambda k: (take[k] - exact[k], rng.random()))[: n - sum(take.values())]:
+            take[k] += 1
+        picked = [i for k, v in groups.items() for i in rng.sample(v, take[k])]
+    return [data[i] for i in sorted(picked)]
 
 
 def _pick(data: list, fraction: float, seed: int) -> list[int]:

@@ -17,6 +17,7 @@ const SETTINGS = [
   ["max_length", "Max length", "number", "16", "Tokens per example; longer ones are cut"],
   ["eval_split", "Eval split", "number", "0.05", "Share of examples held out to measure eval loss (0 = none)"],
   ["max_steps", "Max steps", "number", "1", "Stop after this many steps (0 = use epochs)"],
+  ["seed", "Seed", "number", "1", "Seed of the data order and the eval split: train again with another seed to see how much of a result is chance"],
   ["timeline_points", "Timeline points", "number", "1", "Points of the run at which the probes are answered and scored (step 0, evenly spaced steps, the last); 0 = off"],
   ["completion_only", "Completion-only loss", "checkbox", null, "Loss on response tokens only; untick to train on every token"],
   ["forgetting_meter", "Forgetting meter", "checkbox", null, "At each timeline point, the NLL of a general retention set; after the run, its 30 questions answered by the base and the tuned model"],
