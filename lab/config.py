@@ -37,6 +37,7 @@ class TrainConfig:
     max_grad_norm: float = 1.0    # gradient clipping (0 = off)
     seed: int = 0                 # data order, eval split and any randomness
     completion_only: bool = True  # loss on response tokens only; False = on every token
+    include_undesirable: bool = False  # also train replies the data marks undesirable ("label": false)
     eval_split: float = 0.1       # share of the data held out for eval when no eval set is given
     eval_every: int = 0           # eval every N steps (0 = only at the end)
 

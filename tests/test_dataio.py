@@ -103,7 +103,7 @@ MALFORMED = {
     "not-an-object": ([1, 2], "expected an object with the record's fields, got a list"),
     "string": ("hello", "got a string"),
     "unknown-format": ({"foo": 1, "bar": 2}, "no known format: expected one of 'messages', 'conversations', "
-                       "'instruction'+'output', 'prompt'+'completion'; found keys: foo, bar"),
+                       "'instruction'+'output', 'prompt'+'completion', 'text'; found keys: foo, bar"),
     "output-list": ({"instruction": "a", "output": ["x"]}, "'output' must be a string, got a list"),
     "instruction-number": ({"instruction": 3, "output": "x"}, "'instruction' must be a string, got a number"),
     "input-object": ({"instruction": "a", "input": {}, "output": "x"}, "'input' must be a string, got an object"),
@@ -118,8 +118,9 @@ MALFORMED = {
     "message-no-content": ({"messages": [{"role": "user"}]}, "message 1 in 'messages' has no 'content'"),
     "content-null": ({"messages": [{"role": "user", "content": None}]},
                      "message 1 in 'messages': 'content' must be a string, got null"),
-    "unknown-role": ({"messages": [{"role": "tool", "content": "x"}]},
-                     "message 1 in 'messages' has 'role': 'tool'; expected one of 'system', 'user', 'assistant'"),
+    "unknown-role": ({"messages": [{"role": "bot", "content": "x"}]},
+                     "message 1 in 'messages' has 'role': 'bot'; expected one of 'system', 'user', 'assistant', "
+                     "'tool', 'function'"),
     "role-number": ({"messages": [{"role": 1, "content": "x"}]}, "has 'role': a number"),
     "not-alternating": ({"messages": [{"role": "user", "content": "a"}, {"role": "user", "content": "b"}]},
                         "message 2 in 'messages' is from 'user' but should be from 'assistant' "
@@ -254,16 +255,21 @@ def test_csv_bad_json_cell(tmp_path):
 
 def test_file_problems(tmp_path):
     cases = [(tmp_path / "missing.jsonl", "file not found"),
-             (write(tmp_path / "d.txt", "x"), "unsupported file type '.txt'; supported: .jsonl, .json, .csv"),
+             (write(tmp_path / "d.md", "x"), "unsupported file type '.md'; supported: .jsonl, .json, .csv, "
+              ".txt, .parquet, or a folder saved with datasets' save_to_disk"),
+             (write(tmp_path / "blank.txt", "\n \n"), "the dataset is empty (no records)"),
              (write(tmp_path / "blank.jsonl", "\n  \n"), "the dataset is empty (no records)"),
              (write(tmp_path / "zero.csv", ""), "the dataset is empty (no records)"),
              (write(tmp_path / "header.csv", "instruction,output\n"), "the dataset is empty (no records)")]
     (tmp_path / "dir.jsonl").mkdir()
-    cases.append((tmp_path / "dir.jsonl", "is a directory, not a file"))
+    cases.append((tmp_path / "dir.jsonl", "is a folder, but not a dataset saved with datasets' save_to_disk "
+                                          "(no dataset_info.json or dataset_dict.json in it)"))
+    cases.append((write(tmp_path / "bad.parquet", "not parquet"), "cannot be read as parquet: "))
     for path, message in cases:
         with pytest.raises(DataError) as e:
             read_dataset(path)
-        assert str(e.value) == f"{path}: {message}"
+        assert str(e.value).startswith(f"{path}: {message}")
+        assert "\n" not in str(e.value)
 
 
 def test_invalid_utf8_names_the_line(tmp_path):
