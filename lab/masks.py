@@ -95,9 +95,9 @@ def _segments(tokenizer, conv: Conversation) -> list[tuple[str, bool]]:
         done = full
     if not pieces:  # a prompt-only record: everything is context
         pieces = [(render(tokenizer, msgs, add_generation_prompt=True, tools=tools), False)]
-    text = "".join(t for t, _ in pieces)
-    for name in (t.get("function", t).get("name") for t in tools or ()):
-        if isinstance(name, str) and name not in text:
+    for spec in tools or ():  # the definitions: shown before the first reply
+        name = (spec.get("function") if isinstance(spec.get("function"), dict) else spec).get("name")
+        if isinstance(name, str) and name not in pieces[0][0]:
             raise TemplateError(f"the record defines the tool '{name}' ('tools'), but the chat template "
                                 f"does not show tool definitions{_NO_TOOLS}")
     return [(text, trained) for text, trained in pieces if text]

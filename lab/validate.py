@@ -77,7 +77,7 @@ class Report:
         parts = []
         for label, issues in (("error", self.errors), ("warning", self.warnings)):
             if issues:
-                kinds = ", ".join(f"{n} {k}" for k, n in Counter(i.kind for i in issues).items())
+                kinds = ", ".join(f"{n} {k}" for k, n in Counter(i.kind for i in issues).most_common())
                 more = f"; ... and {len(issues) - shown} more" if len(issues) > shown else ""
                 first = "; ".join(i.message for i in issues[:shown])
                 parts.append(f"{len(issues)} {label}{'s' if len(issues) > 1 else ''} ({kinds}): {first}{more}")
