@@ -207,4 +207,4 @@ def test_brief_counts_by_kind_and_shows_the_first_few():
     assert report.brief(shown=2) == ("4 warnings (2 duplicate, 1 empty-prompt, 1 no-response): example 2 duplicates "
                                      "example 1 (same prompt and response); example 3 has an empty prompt; ... and 2 more")
     report.errors.append(Issue(None, "nothing-to-train", "no example has a response"))
-    assert report.brief(shown=1).startswith("1 error (nothing-to-train): no example has a response | 4 warnings")
+    assert report.brief(shown=1).startswith("1 error (1 nothing-to-train): no example has a response | 4 warnings")
