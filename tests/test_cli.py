@@ -117,8 +117,8 @@ def test_train_summarises_validate_warnings_on_stderr(tmp_path, capsys):
     assert main(["train", str(path), "--model", "tiny-random", "--out", str(tmp_path / "o"),
                  "--max-steps", "1"]) == 0
     err = capsys.readouterr().err
-    assert f"sft-lab: {path}: 2 warnings (1 duplicate, 1 empty-response): example 5 (line 5) duplicates "
-            "example 1 (line 1)" in err
+    assert (f"sft-lab: {path}: 2 warnings (1 duplicate, 1 empty-response): example 5 (line 5) duplicates "
+            "example 1 (line 1)") in err
 
 
 def test_undesirable_replies_are_left_out_and_counted(tmp_path, capsys):
