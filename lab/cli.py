@@ -240,7 +240,7 @@ def cmd_export_gguf(args) -> int:
 
     try:
         gguf, modelfile = export_gguf(args.run, args.out, dtype=args.dtype)
-    except FileNotFoundError as err:
+    except (FileNotFoundError, ValueError) as err:  # no model there; one GGUF export does not cover
         return _err(str(err))
     print(gguf)
     print(f"run it with: ollama create NAME -f {modelfile} && ollama run NAME", file=sys.stderr)
