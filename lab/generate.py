@@ -6,6 +6,7 @@ position only. Rows that reach the end of turn leave the batch (and the KV cache
 """
 from __future__ import annotations
 
+import inspect
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Callable
@@ -42,6 +43,13 @@ def stop_ids(model, tokenizer) -> set[int]:
     return {i for i in ids if i is not None}
 
 
+def _cache_name(model) -> str:
+    """The name a model's forward takes (and returns) its KV cache by: transformers 5.24 renamed
+    `past_key_values` to `cache` (the old name warns, and is to go in 5.40); the lab's own class
+    and older transformers use `past_key_values`."""
+    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+
+
 def _pick(logits: torch.Tensor, cfg: GenConfig, gens: list[torch.Generator]) -> torch.Tensor:
     """Next token per row from last-position logits (B, V)."""
     if cfg.temperature <= 0:
@@ -70,15 +78,15 @@ def _generate_batch(model, tokenizer, texts: list[str], cfg: GenConfig,
     out: list[list[int]] = [[] for _ in rows]
     shown = [""] * len(rows)
     live = list(range(len(rows)))  # original index of each row still writing
-    cache, step_ids = None, ids
+    cache, step_ids, cache_name = None, ids, _cache_name(model)
     # several rows: decode on packed weights where the model offers them (lab.engine.llama, CPU)
     packing = getattr(model, "packed_weights", None)
     with packing(len(rows)) if packing and len(rows) > 1 else nullcontext():
         for _ in range(cfg.max_new_tokens):
             positions = (mask.cumsum(-1) - 1).clamp(min=0)[:, -step_ids.shape[1]:]
             res = model(input_ids=step_ids, attention_mask=mask, position_ids=positions,
-                        past_key_values=cache, use_cache=True, logits_to_keep=1)
-            cache = res.past_key_values
+                        use_cache=True, logits_to_keep=1, **{cache_name: cache})
+            cache = getattr(res, cache_name)
             nxt = _pick(res.logits[:, -1], cfg, [gens[r] for r in live])  # (B_live,)
             keep = []
             for j, tok in enumerate(nxt.tolist()):
