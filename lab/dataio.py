@@ -557,7 +557,7 @@ def _txt_rows(text: str) -> Iterator[tuple[str, dict]]:
     line it starts on.
 
     >>> list(_txt_rows("One.\\nStill one.\\n\\n\\nTwo.\\n"))
-    [('line 1', {'text': 'One.\\nStill one.'}), ('line 4', {'text': 'Two.'})]
+    [('line 1', {'text': 'One.\\nStill one.'}), ('line 5', {'text': 'Two.'})]
     """
     lines: list[str] = []
     start = 0

@@ -10,6 +10,7 @@ from lab import models
 from lab import train as train_module
 from lab.cli import main
 from lab.dataio import write_jsonl
+from lab.generate import GenConfig
 from lab.masks import encode
 from lab.records import Conversation
 from lab.runs import save_model
@@ -109,7 +110,7 @@ def test_other_architectures_through_the_session(kind, tmp_path):
     assert run.result.steps == 8 and session.tuned_differs()
     assert session.score(DATA).mean_nll < before  # it learned the data
     assert session.score(DATA, tuned=False).mean_nll == pytest.approx(before)  # the base is untouched
-    rows = session.compare(["What is 1 plus 1?"], )
+    rows = session.compare(["What is 1 plus 1?"], GenConfig(max_new_tokens=4))
     assert set(rows[0]) == {"prompt", "base", "tuned"}
     probs = session.token_probabilities(DATA[0])
     assert probs and all(0 < p < 1 for _, p in probs)
