@@ -13,7 +13,7 @@ from typing import Callable
 
 import torch
 
-from .masks import render
+from .masks import render_prompt
 from .records import Conversation
 
 OnToken = Callable[[int, str], None]  # (prompt index, newly decoded text)
@@ -137,8 +137,7 @@ def generate(model, tokenizer, prompts: list[str | Conversation], cfg: GenConfig
     >>> # generate(model, tok, ["What is the capital of France?"])  ->  ['The capital of France is Paris.']
     """
     cfg = cfg or GenConfig()
-    texts = [render(tokenizer, as_conversation(p).prompt_only().messages(), add_generation_prompt=True)
-             for p in prompts]
+    texts = [render_prompt(tokenizer, as_conversation(p)) for p in prompts]
     # similar lengths in a batch mean little left padding
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
     replies: list[str] = [""] * len(texts)
