@@ -97,3 +97,22 @@ def test_cli_export_gguf_and_its_errors(run, tmp_path, capsys):
     assert main(["export-gguf", str(folder), str(tmp_path / "o3")]) == 2
     assert "export-gguf writes Llama-architecture models" in capsys.readouterr().err
     assert not (tmp_path / "o2").exists() and not (tmp_path / "o3").exists()
+
+
+@pytest.mark.slow
+def test_default_model_round_trip(tmp_path):
+    """The real model: 9 query heads over 3 key/value heads, 30 layers, SmolLM2's tokenizer."""
+    from transformers import AutoModelForCausalLM
+
+    from lab import models
+
+    if not models.is_prepared(models.default_model_dir()):
+        pytest.skip("default model not prepared (run `sft-lab fetch-model default`)")
+    model, tok = models.load_model("default")
+    gguf_path, _ = export_gguf(models.default_model_dir(), tmp_path / "out")
+    loaded = AutoModelForCausalLM.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name).eval()
+    ids = torch.tensor([tok("The capital of France is Paris, and 12 + 30 = 42.")["input_ids"]])
+    with torch.no_grad():
+        want, got = model(ids).logits, loaded(ids).logits.float()
+    assert (want - got).abs().max() < 2e-2 * want.abs().max()  # f16 weights through 30 layers
+    assert (want.argmax(-1) == got.argmax(-1)).float().mean() > 0.9
