@@ -258,7 +258,7 @@ def _command(sub, name: str, help: str, func):
 
 
 def _preference_flag(s) -> None:
-    from .dataio import PREFERENCES
+    from .formats import PREFERENCES
 
     s.add_argument("--preference", choices=PREFERENCES, default=None,
                    help="read preference pairs ('chosen'/'rejected', as DPO uses) as their chosen replies "
