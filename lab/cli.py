@@ -139,6 +139,8 @@ def cmd_train(args) -> int:
     report = check_dataset(data, load_tokenizer(args.model), cfg.max_length)  # before the model loads
     if not report.ok:
         raise DataError(report.errors[0].message, source=args.data)
+    if cfg.include_undesirable:  # asked for: no longer a warning that they will be left out
+        report.warnings = [w for w in report.warnings if w.kind != "undesirable"]
     if report.warnings:
         print(f"sft-lab: {args.data}: {report.brief()}", file=sys.stderr)
     from .models import load_model

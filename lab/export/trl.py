@@ -83,14 +83,24 @@ then
 trl sft --config config.yaml --accelerate_config accelerate.yaml
 ```
 
-The tuned model lands in `trl-output/`. The base model is `{model}`; change
-`model_name_or_path` in `config.yaml` to use another, e.g. a bigger one. `per_device_train_batch_size`
+The tuned model lands in `trl-output/`. The base model is `{model}`{where}; change
+`model_name_or_path` in `config.yaml` to use another, e.g. a bigger one. `accelerate.yaml` asks
+for bf16 mixed precision; on GPUs without bf16 set `mixed_precision` to `fp16` or `no`. `per_device_train_batch_size`
 is per GPU: with several GPUs, lower it (or `gradient_accumulation_steps`) to keep the run's
 effective batch of {batch} examples.
 
 Where TRL and the lab differ: TRL trains the last reply of a multi-turn conversation (the lab
 trains every reply), and its speed and memory use are its own.
 """
+
+
+def _where(model: str) -> str:
+    """A note for a model name that means nothing on another machine."""
+    if model == "tiny-random":
+        return " (the lab's own random test model, not on the hub: set a hub id)"
+    if Path(model).exists():
+        return " (a folder on the machine that exported this: copy it along, or set a hub id)"
+    return ""
 
 
 def _rows(records) -> tuple[list[dict], bool]:
@@ -148,5 +158,6 @@ def export_trl(run_dir: str | Path, out_dir: str | Path, *, model: str | None = 
         name=out_dir.resolve().name, run=run_dir.resolve().name, n=len(rows), folder=out_dir.resolve().name,
         form="as plain texts (TRL's language-modelling form)" if texts else
              "as prompt/completion conversations (TRL's conversational form)",
-        model=trl["model_name_or_path"], batch=cfg["batch_size"] * cfg["grad_accum"]))
+        model=trl["model_name_or_path"], where=_where(trl["model_name_or_path"]),
+        batch=cfg["batch_size"] * cfg["grad_accum"]))
     return write_text(out_dir / "config.yaml", _yaml(trl))
