@@ -158,7 +158,7 @@ def _as_transformers(model):
     config = LlamaConfig(**model.config.to_dict())
     config.name_or_path = model.config.name_or_path
     hf = LlamaForCausalLM(config)
-    hf.load_state_dict(model.state_dict(), strict=False)  # a tied output layer is one tensor
+    hf.load_state_dict(model.state_dict())
     return hf
 
 
