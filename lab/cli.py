@@ -30,13 +30,38 @@ def _quiet_transformers() -> None:
         hf_logging.set_verbosity_error()
 
 
-def _read(path: str, *, trainable: bool = False):
+def _read(path: str, args, *, trainable: bool = False):
+    """The records of a data file (with `--preference` where the command has it)."""
     from .dataio import read_dataset
 
-    convs = read_dataset(path)
-    if trainable and not any(c.is_trainable for c in convs):
+    records = read_dataset(path, preference=getattr(args, "preference", None))
+    if trainable and not any(c.is_trainable for c in records):
         raise DataError("no example has an assistant reply to train on", source=path)
-    return convs
+    return records
+
+
+def _complete(records, path: str) -> None:
+    """Refuse records with no reply to train on, naming the first (`--skip-incomplete` skips
+    them instead): a file that is missing its responses should not train as if it had them."""
+    incomplete = [r for r in records if not r.is_trainable]
+    if incomplete:
+        first = incomplete[0]
+        raise DataError(f"has no response to train on (no 'output', 'completion' or assistant reply); "
+                        f"{len(incomplete)} of {len(records)} records are like this: add their responses, "
+                        "or pass --skip-incomplete to train without them",
+                        source=path, where=first.meta.get("where"))
+
+
+def _prompts(path: str, args) -> list:
+    """Each record of a data file as a prompt (the conversation before its last reply)."""
+    from .records import TextRecord
+
+    records = _read(path, args)
+    for r in records:
+        if isinstance(r, TextRecord):
+            raise DataError("is plain text, not a conversation: prompts need a user turn",
+                            source=path, where=r.meta.get("where"))
+    return [c.prompt_only() for c in records]
 
 
 def cmd_fetch_model(args) -> int:
@@ -92,23 +117,39 @@ class _Bar:
 
 
 def cmd_train(args) -> int:
-    from .train import TrainConfig, train
+    from dataclasses import fields
 
+    from .config import TrainConfig
+    from .models import load_tokenizer
     from .runs import check_free
+    from .validate import check_dataset
 
-    data = _read(args.data, trainable=True)
-    eval_data = _read(args.eval, trainable=True) if args.eval else None
-    probes = _read(args.probes) if args.probes else []
+    data = _read(args.data, args, trainable=True)
+    eval_data = _read(args.eval, args, trainable=True) if args.eval else None
+    probes = _read(args.probes, args) if args.probes else []
     if args.timeline and not probes and not args.retention:
         raise DataError("--timeline needs --probes FILE (prompts, with reference answers to score) "
                         "or --retention (the forgetting meter)")
-    check_free(args.out, overwrite=args.overwrite)  # before the model is loaded
-    cfg = TrainConfig(epochs=args.epochs, max_steps=args.max_steps, lr=args.lr,
-                      batch_size=args.batch_size, max_length=args.max_length, seed=args.seed,
-                      completion_only=not args.full_loss, eval_split=args.eval_split)
-    from .models import load_model
-
+    if not args.skip_incomplete:
+        _complete(data, args.data)
+        if eval_data:
+            _complete(eval_data, args.eval)
+    try:
+        cfg = TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig)})
+    except ValueError as err:
+        return _err(str(err))
+    check_free(args.out, overwrite=args.overwrite)
     _quiet_transformers()
+    report = check_dataset(data, load_tokenizer(args.model), cfg.max_length)  # before the model loads
+    if not report.ok:
+        raise DataError(report.errors[0].message, source=args.data)
+    if cfg.include_undesirable:  # asked for: no longer a warning that they will be left out
+        report.warnings = [w for w in report.warnings if w.kind != "undesirable"]
+    if report.warnings:
+        print(f"sft-lab: {args.data}: {report.brief()}", file=sys.stderr)
+    from .models import load_model
+    from .train import train
+
     model, tok = load_model(args.model)
     callbacks = [_Bar()]
     if args.timeline:
@@ -120,9 +161,14 @@ def cmd_train(args) -> int:
                                   out_dir=args.out))
     import warnings
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # notes on truncation are in the validate command
+        warnings.simplefilter("ignore")  # truncation and drops: in the brief above and in left_out
         result = train(model, tok, data, cfg, eval_data=eval_data, callbacks=callbacks,
                        out_dir=args.out, overwrite=args.overwrite)
+    if result.left_out:
+        said = {"undesirable": "marked undesirable (--include-undesirable trains them)",
+                "incomplete": "with no response", "no_trained_token": "with nothing to train within max_length"}
+        parts = [f"{n} {said.get(k, k)}" for k, n in result.left_out.items()]
+        print(f"sft-lab: left out of training: {', '.join(parts)}", file=sys.stderr)
     summary = result.summary()
     if args.timeline and callbacks[1].forgetting:
         summary["forgetting"] = callbacks[1].forgetting
@@ -134,7 +180,7 @@ def cmd_learned(args) -> int:
     from .learned import learned
     from .models import load_model
 
-    data = _read(args.data)
+    data = _read(args.data, args)
     _quiet_transformers()
     base, tok = load_model(args.base)
     tuned, _ = load_model(args.tuned)
@@ -147,7 +193,7 @@ def cmd_compare(args) -> int:
     from .generate import GenConfig, generate
     from .models import load_model
 
-    prompts = [c.prompt_only() for c in _read(args.prompts)]
+    prompts = _prompts(args.prompts, args)
     _quiet_transformers()
     cfg = GenConfig(max_new_tokens=args.max_new_tokens, temperature=args.temperature, seed=args.seed)
     replies = {}
@@ -165,7 +211,7 @@ def cmd_score(args) -> int:
     from .models import load_model
     from .score import score
 
-    data = _read(args.data, trainable=True)
+    data = _read(args.data, args, trainable=True)
     _quiet_transformers()
     model, tok = load_model(args.model)
     print(json.dumps(score(model, tok, [c for c in data if c.is_trainable], args.max_length).to_json()))
@@ -175,7 +221,7 @@ def cmd_score(args) -> int:
 def cmd_validate(args) -> int:
     from .validate import check_dataset
 
-    data = _read(args.data)
+    data = _read(args.data, args)
     tok = None
     if args.model:
         _quiet_transformers()
@@ -215,43 +261,97 @@ def cmd_export_trl(args) -> int:
     except FileNotFoundError as err:
         return _err(str(err))
     print(path)
-    print(f"run it with: trl sft --config {path}", file=sys.stderr)
+    print(f"run it with: cd {path.parent} && trl sft --config {path.name} (see README.md there)", file=sys.stderr)
     return 0
+
+
+def cmd_export_gguf(args) -> int:
+    from .export.gguf import export_gguf
+
+    try:
+        gguf, modelfile = export_gguf(args.run, args.out, dtype=args.dtype)
+    except (FileNotFoundError, ValueError) as err:  # no model there; one GGUF export does not cover
+        return _err(str(err))
+    print(gguf)
+    print(f"run it with: ollama create NAME -f {modelfile} && ollama run NAME", file=sys.stderr)
+    return 0
+
+
+_FORMATTER = argparse.ArgumentDefaultsHelpFormatter  # every flag's help line ends with its default
+_REQUIRED = {"required": True, "default": argparse.SUPPRESS}  # a required flag has no default to show
+
+
+def _command(sub, name: str, help: str, func):
+    s = sub.add_parser(name, help=help, description=help, formatter_class=_FORMATTER)
+    s.set_defaults(func=func)
+    return s
+
+
+def _preference_flag(s) -> None:
+    from .formats import PREFERENCES
+
+    s.add_argument("--preference", choices=PREFERENCES, default=None,
+                   help="read preference pairs ('chosen'/'rejected', as DPO uses) as their chosen replies "
+                        "(without it such files are refused)")
+
+
+def _generation_flags(s) -> None:
+    from .generate import GenConfig
+
+    d = GenConfig()
+    s.add_argument("--max-new-tokens", type=int, default=d.max_new_tokens, help="upper bound on reply length")
+    s.add_argument("--temperature", type=float, default=d.temperature, help="0 = greedy (deterministic); > 0 samples")
+    s.add_argument("--seed", type=int, default=d.seed, help="seed of the sampling")
+
+
+def _train_flags(s) -> None:
+    """One flag per `TrainConfig` setting: its default and its comment in config.py as help."""
+    from dataclasses import fields
+
+    from .config import SCHEDULES, TrainConfig, field_help
+
+    d, helps = TrainConfig(), field_help()
+    types = {"float": float, "int": int, "int | None": int, "str": str}
+    for f in fields(TrainConfig):
+        text = helps.get(f.name, f.name).replace("%", "%%")
+        default = getattr(d, f.name)
+        if f.name == "completion_only":  # on by default: the flag turns it off
+            s.add_argument("--full-loss", dest=f.name, action="store_false",
+                           help="train on every token, not only responses (completion_only=%(default)s "
+                                "without it)")
+        elif isinstance(default, bool):
+            s.add_argument(f"--{f.name.replace('_', '-')}", action="store_true", help=text)
+        else:
+            s.add_argument(f"--{f.name.replace('_', '-')}", type=types[f.type], default=default, help=text,
+                           choices=SCHEDULES if f.name == "schedule" else None)
 
 
 def build_parser() -> argparse.ArgumentParser:
     from .config import TrainConfig
+    from .models import DEFAULT
 
-    p = argparse.ArgumentParser(prog="sft-lab", description=__doc__.splitlines()[0])
-    sub = p.add_subparsers(dest="command", required=True)
+    p = argparse.ArgumentParser(prog="sft-lab", description=__doc__.splitlines()[0], formatter_class=_FORMATTER)
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    model_help = "model: 'default', 'tiny-random', a model folder or a hub id"
 
-    s = sub.add_parser("fetch-model", help="prepare a model for offline use (default: the default model)")
-    s.add_argument("name", nargs="?", default="default")
-    s.set_defaults(func=cmd_fetch_model)
+    s = _command(sub, "fetch-model", "prepare a model for offline use", cmd_fetch_model)
+    s.add_argument("name", nargs="?", default=DEFAULT, help=model_help)
 
-    s = sub.add_parser("generate", help="print the model's reply to one user message")
-    s.add_argument("--model", default="default")
-    s.add_argument("--prompt", required=True)
-    s.add_argument("--max-new-tokens", type=int, default=128)
-    s.add_argument("--temperature", type=float, default=0.0, help="0 = greedy")
-    s.add_argument("--seed", type=int, default=0)
-    s.set_defaults(func=cmd_generate)
+    s = _command(sub, "generate", "print the model's reply to one user message", cmd_generate)
+    s.add_argument("--model", default=DEFAULT, help=model_help)
+    s.add_argument("--prompt", **_REQUIRED, help="the user message")
+    _generation_flags(s)
 
-    s = sub.add_parser("train", help="fine-tune a model on a dataset; writes a run folder")
-    s.add_argument("data")
-    s.add_argument("--model", default="default")
-    s.add_argument("--out", required=True, help="run folder (config, metrics, dataset, model/)")
+    s = _command(sub, "train", "fine-tune a model on a dataset; writes a run folder", cmd_train)
+    s.add_argument("data", help="training data: .jsonl, .json, .csv, .parquet, .txt or a saved datasets folder")
+    s.add_argument("--model", default=DEFAULT, help=model_help)
+    s.add_argument("--out", **_REQUIRED, help="run folder (config, metrics, dataset, model/)")
     s.add_argument("--overwrite", action="store_true", help="replace a finished run in --out")
-    d = TrainConfig()
-    s.add_argument("--epochs", type=float, default=d.epochs)
-    s.add_argument("--max-steps", type=int, default=d.max_steps)
-    s.add_argument("--lr", type=float, default=d.lr)
-    s.add_argument("--batch-size", type=int, default=d.batch_size)
-    s.add_argument("--max-length", type=int, default=d.max_length)
-    s.add_argument("--seed", type=int, default=d.seed)
-    s.add_argument("--eval-split", type=float, default=d.eval_split)
-    s.add_argument("--eval", default=None, help="held-out data for eval loss")
-    s.add_argument("--full-loss", action="store_true", help="train on every token, not only responses")
+    s.add_argument("--eval", default=None, help="held-out data for eval loss (else --eval-split of the data)")
+    s.add_argument("--skip-incomplete", action="store_true",
+                   help="train without the records that have no response (else they stop the run)")
+    _preference_flag(s)
+    _train_flags(s)
     s.add_argument("--timeline", type=int, default=0, metavar="K",
                    help="record a timeline at K points (step 0, evenly spaced, the last) into "
                         "timeline.jsonl: probe replies and NLLs (0 = off)")
@@ -260,49 +360,52 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--retention", action=argparse.BooleanOptionalAction, default=False,
                    help="with --timeline: the forgetting meter (retention set NLL at each point, "
                         "answers checked before and after)")
-    s.set_defaults(func=cmd_train)
 
-    s = sub.add_parser("learned", help="tokens and phrases the tuning promoted and suppressed "
-                                       "(JSON, last line)")
-    s.add_argument("--base", required=True, help="the model before tuning (a name or folder)")
-    s.add_argument("--tuned", required=True, help="the tuned model (e.g. a run's model/ folder)")
-    s.add_argument("--data", required=True, help="prompts with reference answers (or without: the "
-                                                 "tuned model's own replies are scored)")
+    s = _command(sub, "learned", "tokens and phrases the tuning promoted and suppressed (JSON, last line)",
+                 cmd_learned)
+    s.add_argument("--base", **_REQUIRED, help="the model before tuning (" + model_help + ")")
+    s.add_argument("--tuned", **_REQUIRED, help="the tuned model, e.g. a run's model/ folder")
+    s.add_argument("--data", **_REQUIRED, help="prompts with reference answers (without them, the "
+                                               "tuned model's own replies are scored)")
     s.add_argument("--top", type=int, default=10, help="items per list")
-    s.add_argument("--max-length", type=int, default=512, help="tokens per example")
-    s.set_defaults(func=cmd_learned)
+    s.add_argument("--max-length", type=int, default=512, help="tokens per example; longer ones are cut")
+    _preference_flag(s)
 
-    s = sub.add_parser("compare", help="base and tuned replies to each prompt, one JSON line each")
-    s.add_argument("--base", required=True)
-    s.add_argument("--tuned", required=True)
-    s.add_argument("--prompts", required=True, help="a data file; each record's user turn is a prompt")
-    s.add_argument("--max-new-tokens", type=int, default=128)
-    s.add_argument("--temperature", type=float, default=0.0)
-    s.add_argument("--seed", type=int, default=0)
-    s.set_defaults(func=cmd_compare)
+    s = _command(sub, "compare", "base and tuned replies to each prompt, one JSON line each", cmd_compare)
+    s.add_argument("--base", **_REQUIRED, help="the model before tuning (" + model_help + ")")
+    s.add_argument("--tuned", **_REQUIRED, help="the tuned model, e.g. a run's model/ folder")
+    s.add_argument("--prompts", **_REQUIRED, help="a data file; each record's user turn is a prompt")
+    _preference_flag(s)
+    _generation_flags(s)
 
-    s = sub.add_parser("score", help="mean NLL per response token of reference answers")
-    s.add_argument("--model", default="default")
-    s.add_argument("--data", required=True)
-    s.add_argument("--max-length", type=int, default=512)
-    s.set_defaults(func=cmd_score)
+    s = _command(sub, "score", "mean NLL per response token of reference answers", cmd_score)
+    s.add_argument("--model", default=DEFAULT, help=model_help)
+    s.add_argument("--data", **_REQUIRED, help="reference answers (any data file the lab reads)")
+    s.add_argument("--max-length", type=int, default=512, help="tokens per example; longer ones are cut")
+    _preference_flag(s)
 
-    s = sub.add_parser("validate", help="problems, warnings and stats of a dataset")
-    s.add_argument("data")
+    s = _command(sub, "validate", "problems, warnings and stats of a dataset", cmd_validate)
+    s.add_argument("data", help="a data file (any format the lab reads)")
     s.add_argument("--model", default=None, help="count tokens with this model's tokenizer")
-    s.add_argument("--max-length", type=int, default=256)
-    s.set_defaults(func=cmd_validate)
+    s.add_argument("--max-length", type=int, default=TrainConfig().max_length,
+                   help="flag examples longer than this many tokens (with --model)")
+    _preference_flag(s)
 
-    s = sub.add_parser("runs", help="list stored runs (run cards under a folder)")
-    s.add_argument("--dir", default="runs")
+    s = _command(sub, "runs", "list stored runs (run cards under a folder)", cmd_runs)
+    s.add_argument("--dir", default="runs", help="folder to look for run folders in (any depth)")
     s.add_argument("--json", action="store_true", help="one JSON card per line")
-    s.set_defaults(func=cmd_runs)
 
-    s = sub.add_parser("export-trl", help="write a run's dataset and a TRL SFTConfig YAML")
+    s = _command(sub, "export-trl", "write a run's dataset, a TRL SFTConfig YAML, an accelerate config "
+                 "and a README into a folder to copy to a bigger machine", cmd_export_trl)
     s.add_argument("run", help="a run folder (with config.json and dataset.jsonl)")
-    s.add_argument("out")
+    s.add_argument("out", help="folder to write")
     s.add_argument("--model", default=None, help="model for TRL (default: the run's, as a hub id)")
-    s.set_defaults(func=cmd_export_trl)
+
+    s = _command(sub, "export-gguf", "write a run's model as GGUF (llama.cpp, Ollama) with an Ollama "
+                 "Modelfile", cmd_export_gguf)
+    s.add_argument("run", help="a run folder (with model/) or a model folder")
+    s.add_argument("out", help="folder to write model.gguf and Modelfile into")
+    s.add_argument("--dtype", choices=("f16", "f32"), default="f16", help="weights' number format")
     return p
 
 

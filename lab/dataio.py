@@ -1,14 +1,12 @@
-"""Reading and writing datasets: every format people have in, `Conversation` out, JSONL back.
+"""Reading and writing datasets: files and containers of records in, records out, JSONL back.
 
-Formats (one record each): Alpaca (`instruction`, `input`, `output`), Dolly (`instruction`,
-`context`, `response`), prompt/completion (strings, or message lists as TRL uses), chat
-`messages` (`role`/`content`), ShareGPT `conversations` (`from`/`value`) and Self-Instruct
-seed tasks (`instruction`, `instances`). Containers: `.jsonl`, `.json`, `.csv`, a Hugging Face
-`datasets.Dataset`, or a list of dicts.
+Containers: `.jsonl`, `.json`, `.csv`, `.parquet`, `.txt` (one text record per paragraph), a
+folder saved by `datasets`' `save_to_disk`, a `datasets.Dataset`, or a list of dicts; each
+record in any format `lab.formats` reads.
 
-Anything wrong with the data raises `DataError` naming the file, the line (JSONL), record
-(JSON, lists, datasets) or row (CSV, header = row 1, as a spreadsheet shows it) and what is
-wrong; the readers raise nothing else, whatever the file holds.
+Anything wrong with the data raises `DataError` naming the file, the line (JSONL, TXT), record
+(JSON, lists, parquet, datasets) or row (CSV, header = row 1, as a spreadsheet shows it) and
+what is wrong; the readers raise nothing else, whatever the file holds.
 """
 from __future__ import annotations
 
@@ -20,256 +18,52 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 from lab import atomic
-from lab.records import Conversation, DataError, Turn
+from lab.formats import kind_of, parse_record, show_keys
+from lab.records import DataError, Record
 
-SUPPORTED = (".jsonl", ".json", ".csv")
+SUPPORTED = (".jsonl", ".json", ".csv", ".txt", ".parquet")
 _CONTAINER_KEYS = ("data", "examples", "train")  # where a .json object may keep its list
-_JSON_COLUMNS = ("messages", "conversations", "instances")  # CSV cells that hold JSON text
-_SHAREGPT_ROLES = {"system": "system", "human": "user", "user": "user",
-                   "gpt": "assistant", "assistant": "assistant"}
-_CHAT_ROLES = {r: r for r in ("system", "user", "assistant")}
+_JSON_COLUMNS = ("messages", "conversations", "instances", "chosen", "rejected", "tools")  # CSV cells holding JSON
 
 
-# ---------------------------------------------------------------------------- one record
-
-def parse_record(obj, *, source: str | None = None, where: str | None = None) -> Conversation:
-    """Turn one record, in any supported format, into a `Conversation`.
-
-    `source` (the file) and `where` ("line 7") go into any `DataError` and into `meta`,
-    so later warnings can point back at the file. A missing `output`/`completion`, or
-    messages ending on a user turn, give a prompt-only record (validation warns about it).
-
-    >>> parse_record({"instruction": "Add", "input": "2 + 2", "output": "4"})
-    Conversation(turns=(Turn(role='user', content='Add\\n\\n2 + 2'), Turn(role='assistant', content='4')), system=None, tags=(), id=None, meta={})
-    >>> parse_record({"prompt": "Hi", "completion": 3}, source="a.jsonl", where="line 2")
-    Traceback (most recent call last):
-    ...
-    lab.records.DataError: a.jsonl, line 2: 'completion' must be a string or a list of messages, got a number
-    """
-    if isinstance(obj, Conversation):
-        return obj
-    try:
-        if not isinstance(obj, dict):
-            raise DataError(f"expected an object with the record's fields, got {_kind(obj)}")
-        fields = {k: v for k, v in obj.items() if v is not None}  # null = absent, as in datasets
-        return _conversation(_messages(fields), fields, source, where)
-    except DataError as e:
-        raise DataError(e.message, source=source, where=where) from None
-
-
-def _messages(obj: dict) -> list[tuple[str, str, str]]:
-    """The record's messages as (role, text, label), read by the record's format."""
-    if "messages" in obj:
-        return _message_list(obj["messages"], "messages", "role", "content", _CHAT_ROLES)
-    if "conversations" in obj:
-        return _message_list(obj["conversations"], "conversations", "from", "value", _SHAREGPT_ROLES)
-    if "instruction" in obj and "instances" in obj:
-        return _seed_task(obj)
-    if "instruction" in obj:
-        return _instruction(obj)
-    if "prompt" in obj:
-        return _prompt_completion(obj)
-    raise DataError("no known format: expected one of 'messages', 'conversations', "
-                    f"'instruction'+'output', 'prompt'+'completion'; found keys: {_show_keys(obj)}")
-
-
-def _instruction(obj: dict) -> list[tuple[str, str, str]]:
-    """Alpaca (`input`, `output`) or Dolly (`context`, `response`); the input follows the
-    instruction after a blank line, as in Alpaca's own prompt."""
-    in_key = "context" if "context" in obj and "input" not in obj else "input"
-    out_key = "response" if "response" in obj and "output" not in obj else "output"
-    user = _join(_text(obj, "instruction"), _text(obj, in_key, optional=True))
-    msgs = [("user", user, "'instruction'")]
-    if out_key in obj:
-        msgs.append(("assistant", _text(obj, out_key), f"'{out_key}'"))
-    return msgs
-
-
-def _seed_task(obj: dict) -> list[tuple[str, str, str]]:
-    """Self-Instruct seed task: the instruction with its first instance."""
-    instances = obj["instances"]
-    if not isinstance(instances, list):
-        raise DataError(f"'instances' must be a list of {{input, output}} objects, got {_kind(instances)}")
-    if not instances:
-        raise DataError("'instances' is empty; a seed task needs at least one {input, output}")
-    first = instances[0]
-    if not isinstance(first, dict):
-        raise DataError(f"'instances' item 1 must be an object with 'input' and 'output', got {_kind(first)}")
-    user = _join(_text(obj, "instruction"), _text(first, "input", optional=True, label="'instances' item 1"))
-    return [("user", user, "'instruction'"),
-            ("assistant", _text(first, "output", label="'instances' item 1"), "'output'")]
-
-
-def _prompt_completion(obj: dict) -> list[tuple[str, str, str]]:
-    """Prompt and completion, each a string or (TRL conversational style) a message list."""
-    msgs = []
-    for key, role in (("prompt", "user"), ("completion", "assistant")):
-        if key not in obj:
-            continue
-        value = obj[key]
-        if isinstance(value, list):
-            msgs += _message_list(value, key, "role", "content", _CHAT_ROLES)
-        elif isinstance(value, str):
-            msgs.append((role, _checked(value, f"'{key}'"), f"'{key}'"))
-        else:
-            raise DataError(f"'{key}' must be a string or a list of messages, got {_kind(value)}")
-    return msgs
-
-
-def _message_list(items, key: str, role_key: str, text_key: str,
-                  roles: dict[str, str]) -> list[tuple[str, str, str]]:
-    """Check a list of message objects and return (role, text, label) for each."""
-    if not isinstance(items, list):
-        raise DataError(f"'{key}' must be a list of {{{role_key}, {text_key}}} objects, got {_kind(items)}")
-    out = []
-    for n, item in enumerate(items, 1):
-        label = f"message {n} in '{key}'"
-        if not isinstance(item, dict):
-            raise DataError(f"{label} must be an object with '{role_key}' and '{text_key}', got {_kind(item)}")
-        for k in (role_key, text_key):
-            if k not in item:
-                raise DataError(f"{label} has no '{k}'")
-        role = item[role_key]
-        if not isinstance(role, str) or role not in roles:
-            known = ", ".join(f"'{r}'" for r in roles)
-            shown = f"'{_show(role)}'" if isinstance(role, str) else _kind(role)
-            raise DataError(f"{label} has '{role_key}': {shown}; expected one of {known}")
-        out.append((roles[role], _text(item, text_key, label=label), label))
-    return out
-
-
-def _conversation(messages: list[tuple[str, str, str]], obj: dict,
-                  source: str | None, where: str | None) -> Conversation:
-    """Build the Conversation: a system text (field or leading message), then alternating turns."""
-    system = _text(obj, "system", optional=True) or None
-    if messages and messages[0][0] == "system":
-        if system is not None:
-            raise DataError("has both a 'system' field and a system message; keep one")
-        system = messages.pop(0)[1] or None
-    if not messages:
-        raise DataError("has no user message; a record needs at least one")
-    for i, (role, _, label) in enumerate(messages):
-        want = "user" if i % 2 == 0 else "assistant"
-        if role == "system":
-            raise DataError(f"{label} is a system message; only the first message may be one")
-        if role != want:
-            raise DataError(f"{label} is from '{role}' but should be from '{want}' "
-                            "(turns alternate user, assistant, starting with user)")
-    meta = {k: v for k, v in (("source", source), ("where", where)) if v}
-    return Conversation(tuple(Turn(r, t) for r, t, _ in messages), system=system,
-                        tags=_tags(obj), id=_id(obj), meta=meta)
-
-
-def _tags(obj: dict) -> tuple[str, ...]:
-    """`tags` (a list of strings or one string) plus `category` (Dolly) as one more tag."""
-    tags = obj.get("tags", [])
-    if isinstance(tags, str):
-        tags = [tags] if tags else []
-    if not isinstance(tags, list):
-        raise DataError(f"'tags' must be a list of strings or one string, got {_kind(tags)}")
-    for n, t in enumerate(tags, 1):
-        if not isinstance(t, str):
-            raise DataError(f"'tags' must hold strings, but item {n} is {_kind(t)}")
-    category = _text(obj, "category", optional=True)
-    if category and category not in tags:
-        tags = tags + [category]
-    return tuple(_checked(t, "'tags'") for t in tags)
-
-
-def _id(obj: dict) -> str | None:
-    """`id`, or a seed task's readable `name`; numbers are kept as text."""
-    key = "name" if "instances" in obj and "name" in obj else "id"
-    value = obj.get(key)
-    if isinstance(value, int) and not isinstance(value, bool):
-        value = str(value)
-    if value is not None and not isinstance(value, str):
-        raise DataError(f"'{key}' must be a string or an integer, got {_kind(value)}")
-    return _checked(value, f"'{key}'") if value else None
-
-
-def _text(obj: dict, key: str, *, optional: bool = False, label: str | None = None) -> str:
-    """obj[key] as a string; an optional one missing or null gives ''."""
-    where = f"{label}: " if label else ""
-    value = obj.get(key)
-    if value is None and optional:
-        return ""
-    if key not in obj:
-        raise DataError(f"{where}'{key}' is missing")
-    if not isinstance(value, str):
-        raise DataError(f"{where}'{key}' must be a string, got {_kind(value)}")
-    return _checked(value, f"{where}'{key}'")
-
-
-def _checked(text: str, label: str) -> str:
-    """`text`, if it can be written as UTF-8 (JSON allows lone surrogates; tokenizers don't)."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        raise DataError(f"{label} contains an unpaired surrogate, which is not valid Unicode") from None
-    return text
-
-
-def _join(instruction: str, extra: str) -> str:
-    return f"{instruction}\n\n{extra}" if extra else instruction
-
-
-def _show(text: str, limit: int = 40) -> str:
-    """Text from the data, made safe to print in a message: short, no lone surrogates."""
-    text = text if len(text) <= limit else text[:limit] + "..."
-    return text.encode("utf-8", "backslashreplace").decode("utf-8")
-
-
-def _show_keys(obj: dict, limit: int = 10) -> str:
-    keys = [_show(str(k)) for k in list(obj)[:limit]] + (["..."] if len(obj) > limit else [])
-    return ", ".join(keys) or "none"
-
-
-def _kind(value) -> str:
-    """How a person names a JSON value's type: 'a list', 'a number', 'null'..."""
-    if value is None:
-        return "null"
-    for types, name in ((bool, "a boolean"), ((int, float), "a number"), (str, "a string"),
-                        ((list, tuple), "a list"), (dict, "an object")):
-        if isinstance(value, types):
-            return name
-    return f"a {type(value).__name__}"
-
-
-# ---------------------------------------------------------------------------- containers
-
-def read_dataset(path_or_obj) -> list[Conversation]:
-    """Read a dataset: a `.jsonl`/`.json`/`.csv` path, a `datasets.Dataset` (or the "train"
-    split of a `DatasetDict`), or a list of records. Raises `DataError` and nothing else."""
+def read_dataset(path_or_obj, *, preference: str | None = None) -> list[Record]:
+    """Read a dataset: a `.jsonl`/`.json`/`.csv`/`.parquet`/`.txt` path, a folder saved with
+    `datasets`' `save_to_disk`, a `datasets.Dataset` (or the "train" split of a `DatasetDict`),
+    or a list of records. `preference="chosen"` trains preference pairs' chosen replies.
+    Raises `DataError` and nothing else."""
     if type(path_or_obj).__module__.split(".")[0] == "datasets":  # no import of `datasets` needed
-        return _parse_all(_numbered(_hf_split(path_or_obj), "record"), "Hugging Face dataset")
+        rows = _numbered(_hf_split(path_or_obj), "record")
+        return _parse_all(rows, "Hugging Face dataset", preference)
     if isinstance(path_or_obj, (list, tuple)):
-        return _parse_all(_numbered(path_or_obj, "record"), None)
+        return _parse_all(_numbered(path_or_obj, "record"), None, preference)
     if isinstance(path_or_obj, (str, os.PathLike)):
-        return _read_file(Path(path_or_obj))
+        return _read_path(Path(path_or_obj), preference)
     raise DataError("expected a file path, a list of records or a datasets.Dataset, "
                     f"got {type(path_or_obj).__name__}")
 
 
-def read_text(text: str, fmt: str, source: str = "upload") -> list[Conversation]:
+def read_text(text: str, fmt: str, source: str = "upload", *,
+              preference: str | None = None) -> list[Record]:
     """Read a dataset from text already in memory (e.g. a file uploaded in the browser).
 
-    `fmt` is the file type ("jsonl", "json" or "csv", a leading dot allowed); `source` names
-    the data in error messages, as a path does for `read_dataset`.
+    `fmt` is the file type ("jsonl", "json", "csv" or "txt", a leading dot allowed); `source`
+    names the data in error messages, as a path does for `read_dataset`.
     """
     suffix = "." + fmt.lower().lstrip(".")
-    if suffix not in SUPPORTED:
-        raise DataError(f"unsupported file type '{fmt}'; supported: {', '.join(SUPPORTED)}", source=source)
+    if suffix not in SUPPORTED or suffix == ".parquet":
+        supported = ", ".join(s for s in SUPPORTED if s != ".parquet")
+        raise DataError(f"unsupported file type '{fmt}' for text; supported: {supported}", source=source)
     text = text.removeprefix("\ufeff")
-    if suffix == ".jsonl":
-        return _parse_all(_jsonl_rows(text, source), source)
-    if suffix == ".json":
-        return _parse_all(_numbered(_json_rows(text, source), "record"), source)
-    return _parse_all(_csv_rows(text, source), source)
+    rows = {".jsonl": lambda: _jsonl_rows(text, source),
+            ".json": lambda: _numbered(_json_rows(text, source), "record"),
+            ".csv": lambda: _csv_rows(text, source),
+            ".txt": lambda: _txt_rows(text)}[suffix]()
+    return _parse_all(rows, source, preference)
 
 
-def write_jsonl(path: str | os.PathLike, conversations: Iterable[Conversation]) -> Path:
-    """Write conversations as chat-`messages` JSONL, atomically: the whole file or nothing."""
-    return atomic.write_jsonl(path, (c.to_json() for c in conversations))
+def write_jsonl(path: str | os.PathLike, records: Iterable[Record]) -> Path:
+    """Write records as JSONL (`to_json()` each), atomically: the whole file or nothing."""
+    return atomic.write_jsonl(path, (r.to_json() for r in records))
 
 
 def _hf_split(ds):
@@ -281,13 +75,52 @@ def _hf_split(ds):
     return ds
 
 
-def _read_file(path: Path) -> list[Conversation]:
+def _read_path(path: Path, preference: str | None) -> list[Record]:
     source = str(path)
+    if path.is_dir():
+        return _parse_all(_numbered(_hf_split(_load_from_disk(path)), "record"), source, preference)
     suffix = path.suffix.lower()
     if suffix not in SUPPORTED:
-        raise DataError(f"unsupported file type '{path.suffix}'; supported: {', '.join(SUPPORTED)}",
-                        source=source)
-    return read_text(_read_text(path), suffix, source)
+        raise DataError(f"unsupported file type '{path.suffix}'; supported: {', '.join(SUPPORTED)}, "
+                        "or a folder saved with datasets' save_to_disk", source=source)
+    if suffix == ".parquet":
+        return _parse_all(_numbered(_parquet_rows(path), "record"), source, preference)
+    return read_text(_read_text(path), suffix, source, preference=preference)
+
+
+def _load_from_disk(path: Path):
+    """A folder written by `Dataset.save_to_disk` / `DatasetDict.save_to_disk`."""
+    if not any((path / name).is_file() for name in ("dataset_info.json", "state.json", "dataset_dict.json")):
+        raise DataError("is a folder, but not a dataset saved with datasets' save_to_disk "
+                        "(no dataset_info.json or dataset_dict.json in it)", source=str(path))
+    try:
+        import datasets
+    except ImportError:
+        raise DataError("is a saved Hugging Face dataset; reading it needs the `datasets` package "
+                        "(pip install datasets)", source=str(path)) from None
+    try:
+        return datasets.load_from_disk(str(path))
+    except Exception as e:  # whatever datasets raises for a damaged folder, said in one line
+        raise DataError(f"cannot be read as a saved dataset: {_first_line(e)}", source=str(path)) from None
+
+
+def _parquet_rows(path: Path) -> list:
+    """The rows of a parquet file as dicts (nested columns as lists and dicts)."""
+    try:
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise DataError("reading parquet needs the `pyarrow` package (pip install pyarrow)",
+                        source=str(path)) from None
+    try:
+        return pq.read_table(path).to_pylist()
+    except FileNotFoundError:
+        raise DataError("file not found", source=str(path)) from None
+    except Exception as e:  # pyarrow's errors for a file that is not parquet, said in one line
+        raise DataError(f"cannot be read as parquet: {_first_line(e)}", source=str(path)) from None
+
+
+def _first_line(err: Exception) -> str:
+    return (str(err).strip().splitlines() or [type(err).__name__])[0]
 
 
 def _read_text(path: Path) -> str:
@@ -296,8 +129,6 @@ def _read_text(path: Path) -> str:
         data = path.read_bytes()
     except FileNotFoundError:
         raise DataError("file not found", source=str(path)) from None
-    except IsADirectoryError:
-        raise DataError("is a directory, not a file", source=str(path)) from None
     except PermissionError:
         raise DataError("permission denied", source=str(path)) from None
     except (OSError, ValueError) as e:  # ValueError: a NUL in the path
@@ -314,9 +145,10 @@ def _numbered(rows: Iterable, unit: str) -> Iterator[tuple[str, object]]:
     return ((f"{unit} {n}", row) for n, row in enumerate(rows, 1))
 
 
-def _parse_all(rows: Iterable[tuple[str, object]], source: str | None) -> list[Conversation]:
+def _parse_all(rows: Iterable[tuple[str, object]], source: str | None,
+               preference: str | None) -> list[Record]:
     """Parse (where, record) pairs; an empty dataset is an error too."""
-    out = [parse_record(row, source=source, where=where) for where, row in rows]
+    out = [parse_record(row, source=source, where=where, preference=preference) for where, row in rows]
     if not out:
         raise DataError("the dataset is empty (no records)", source=source)
     return out
@@ -328,6 +160,24 @@ def _jsonl_rows(text: str, source: str) -> Iterator[tuple[str, object]]:
             yield f"line {n}", _loads(line, source, f"line {n}")
 
 
+def _txt_rows(text: str) -> Iterator[tuple[str, dict]]:
+    """Plain text: one text record per paragraph (lines up to a blank line), numbered by the
+    line it starts on.
+
+    >>> list(_txt_rows("One.\\nStill one.\\n\\n\\nTwo.\\n"))
+    [('line 1', {'text': 'One.\\nStill one.'}), ('line 5', {'text': 'Two.'})]
+    """
+    lines: list[str] = []
+    start = 0
+    for n, line in enumerate(text.split("\n") + [""], 1):
+        if line.strip():
+            start = start or n
+            lines.append(line.rstrip("\r"))
+        elif lines:
+            yield f"line {start}", {"text": "\n".join(lines)}
+            lines, start = [], 0
+
+
 def _json_rows(text: str, source: str) -> list:
     data = _loads(text, source, None)
     if isinstance(data, dict):
@@ -335,10 +185,10 @@ def _json_rows(text: str, source: str) -> list:
             if isinstance(data.get(key), list):
                 return data[key]
         raise DataError("expected a list of records, or an object with the list under "
-                        f"'data', 'examples' or 'train'; found keys: {_show_keys(data)}",
+                        f"'data', 'examples' or 'train'; found keys: {show_keys(data)}",
                         source=source)
     if not isinstance(data, list):
-        raise DataError(f"expected a list of records, got {_kind(data)}", source=source)
+        raise DataError(f"expected a list of records, got {kind_of(data)}", source=source)
     return data
 
 
@@ -381,4 +231,9 @@ def _csv_record(row: dict, source: str, row_n: int) -> dict:
             row[key] = _loads(cell, source, f"row {row_n} column '{key}'") if cell.strip() else None
     if row.get("tags", "").lstrip().startswith("["):
         row["tags"] = _loads(row["tags"], source, f"row {row_n} column 'tags'")
+    for key in ("label", "kto_tag"):  # a spreadsheet's TRUE/FALSE
+        if row.get(key, "").strip().lower() in ("true", "false"):
+            row[key] = row[key].strip().lower() == "true"
+        elif key in row and not row[key].strip():
+            row[key] = None
     return row

@@ -27,9 +27,9 @@ import torch
 from .engine.device import autocast_dtype
 from .masks import encode
 from .objective import CHUNK
-from .records import Conversation
+from .records import Record
 from .config import TrainConfig, micro_batch_tokens, steps_for
-from .train import split_eval
+from .train import select, split_eval
 
 EFFICIENCY = {False: 0.5, True: 1.2}  # training speed / fp32 matmul rate, in fp32 and in bf16
 OVERHEAD_GB = 0.3       # Python, torch and tokenizer runtime
@@ -103,7 +103,7 @@ def memory_gb(params: int, model, batch_size: int, seq_len: int, trained_per_row
     return (states + activations + logits) / 1e9 + OVERHEAD_GB
 
 
-def estimate(convs: list[Conversation], tokenizer, cfg: TrainConfig, model, *,
+def estimate(convs: list[Record], tokenizer, cfg: TrainConfig, model, *,
              gflops: float | None = None, efficiency: float | None = None,
              tokens_per_second: float | None = None) -> dict:
     """Tokens, optimiser steps, seconds and memory (GB) a `train(model, tokenizer, convs, cfg)`
@@ -112,7 +112,7 @@ def estimate(convs: list[Conversation], tokenizer, cfg: TrainConfig, model, *,
     `tokens_per_second`, the speed a previous run of this model measured, replaces the FLOP
     estimate of the time when given: it already knows this machine and this model.
     """
-    data = [c for c in convs if c.is_trainable]
+    data, _ = select(convs, cfg)
     if data and cfg.eval_split > 0:
         data, held = split_eval(data, cfg.eval_split, cfg.seed)
     else:

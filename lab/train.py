@@ -6,6 +6,7 @@ as good as its last update and is saved like a finished run (a run stopped befor
 step changed nothing and leaves no run folder). The run folder's layout is `lab.runs`'s.
 
 >>> from lab.models import load_model
+>>> from lab.records import Conversation
 >>> model, tok = load_model("tiny-random")
 >>> data = [Conversation.single(f"What is {n} + {n}?", f"{n} + {n} = {2 * n}.") for n in range(8)]
 >>> result = train(model, tok, data, TrainConfig(max_steps=3, eval_split=0))  # out_dir= for a run folder
@@ -30,7 +31,7 @@ from .engine.device import autocast_dtype, release_free_memory, set_threads
 from .engine.precision import MasterWeights
 from .masks import IGNORE, Encoded, collate, encode_dataset
 from .objective import token_nll
-from .records import Conversation, DataError
+from .records import DataError, Record
 from .score import score_encoded
 
 @dataclass
@@ -57,6 +58,7 @@ class TrainResult:
     tokens_per_second: float
     final_loss: float | None      # mean loss of the last few steps (None: no step was made)
     eval_loss: float | None
+    left_out: dict = field(default_factory=dict)  # records not trained, by reason: {"undesirable": 2}
     history: list[dict] = field(default_factory=list)
     out: str | None = None
 
@@ -88,7 +90,7 @@ def lr_at(step: int, total: int, cfg: TrainConfig) -> float:
     return cfg.lr
 
 
-def split_eval(convs: list[Conversation], share: float, seed: int):
+def split_eval(convs: list[Record], share: float, seed: int):
     """Hold out `share` of the examples (at least one, never all) for eval, reproducibly.
 
     With fewer than two examples nothing is held out: training needs at least one.
@@ -104,17 +106,47 @@ def split_eval(convs: list[Conversation], share: float, seed: int):
 
 
 
-def prepare_data(data: list[Conversation], eval_data: list[Conversation] | None, tokenizer,
-                 cfg: TrainConfig) -> tuple[list[Conversation], list[Encoded], list[Encoded]]:
-    """(examples trained on, their encodings, encoded eval set): the eval set is `eval_data`,
-    else `cfg.eval_split` of `data` held out. Raises DataError when nothing is trainable."""
+def select(data: list[Record], cfg: TrainConfig) -> tuple[list[Record], dict[str, int]]:
+    """The records a run can train on, and how many others were left out, by reason:
+    "incomplete" (no reply to learn) and "undesirable" (marked `"label": false`, unless
+    `cfg.include_undesirable`). `prepare_data` adds "no_trained_token" (nothing left within
+    `max_length`, or an empty text).
+
+    >>> from dataclasses import replace
+    >>> from lab.records import Conversation
+    >>> bad = replace(Conversation.single("q", "bad"), undesirable=True)
+    >>> data = [Conversation.single("q", "a"), Conversation.single("q"), bad]
+    >>> kept, left_out = select(data, TrainConfig())
+    >>> len(kept), left_out
+    (1, {'incomplete': 1, 'undesirable': 1})
+    """
+    left_out = {"incomplete": sum(not r.is_trainable for r in data),
+                "undesirable": 0 if cfg.include_undesirable else sum(r.undesirable for r in data)}
+    kept = [r for r in data if r.is_trainable and (cfg.include_undesirable or not r.undesirable)]
+    return kept, {k: n for k, n in left_out.items() if n}
+
+
+def prepare_data(data: list[Record], eval_data: list[Record] | None, tokenizer, cfg: TrainConfig
+                 ) -> tuple[list[Record], list[Encoded], list[Encoded], dict[str, int]]:
+    """(examples trained on, their encodings, encoded eval set, records left out by reason):
+    the eval set is `eval_data`, else `cfg.eval_split` of `data` held out; records `select`
+    leaves out are in neither. Raises DataError when nothing is trainable."""
+    data, left_out = select(data, cfg)
+    if not data and left_out.get("undesirable"):
+        raise DataError(f"no example left to train on: all {left_out['undesirable']} with a reply are "
+                        "marked undesirable (\"label\": false); to train on them anyway, include "
+                        "undesirable examples (--include-undesirable)")
     if eval_data is None and cfg.eval_split > 0:
         data, eval_data = split_eval(data, cfg.eval_split, cfg.seed)
+    elif eval_data:
+        eval_data = select(eval_data, cfg)[0]
     train_set, _ = encode_dataset(data, tokenizer, cfg.max_length, cfg.completion_only)
     eval_set, _ = encode_dataset(eval_data, tokenizer, cfg.max_length) if eval_data else ([], [])
+    if len(train_set) < len(data):  # no trained token within max_length, or an empty text
+        left_out["no_trained_token"] = len(data) - len(train_set)
     if not train_set:
         raise DataError("no trainable example left (each needs an assistant reply within max_length)")
-    return data, train_set, eval_set
+    return data, train_set, eval_set, left_out
 
 
 def batch_stream(train_set: list[Encoded], cfg: TrainConfig, pad_id: int, micro_tokens: int):
@@ -163,21 +195,22 @@ class _Log:
             self.metrics.close()
 
 
-def train(model, tokenizer, data: list[Conversation], cfg: TrainConfig | None = None, *,
-          eval_data: list[Conversation] | None = None, callbacks: list[Callback] = (),
+def train(model, tokenizer, data: list[Record], cfg: TrainConfig | None = None, *,
+          eval_data: list[Record] | None = None, callbacks: list[Callback] = (),
           stop: threading.Event | None = None, out_dir: str | Path | None = None,
           overwrite: bool = False, card: dict | None = None) -> TrainResult:
     """Fine-tune `model` in place on `data`; with `out_dir`, write a run folder there
     (`lab.runs`; a finished run there is refused unless `overwrite`; `card`: more fields for
     its run card, known at the start)."""
     cfg = cfg or TrainConfig()
-    data, train_set, eval_set = prepare_data(data, eval_data, tokenizer, cfg)
+    data, train_set, eval_set, left_out = prepare_data(data, eval_data, tokenizer, cfg)
     out = runs.prepare(out_dir, overwrite=overwrite) if out_dir is not None else None
     try:
         if out is not None:
             runs.start(out, cfg.to_json(), model.config.name_or_path, data, card)
         with _Log(callbacks, out) as log:
             result = _loop(model, tokenizer, train_set, eval_set, cfg, stop, log, out)
+            result.left_out = left_out
         for cb in callbacks:
             cb.on_end(result)  # before the card: what callbacks write is in the folder with it
     except BaseException:
@@ -261,7 +294,7 @@ def _loop(model, tokenizer, train_set: list[Encoded], eval_set: list[Encoded], c
         eval_loss=eval_loss, history=log.history, out=str(out) if out is not None and step else None)
 
 
-def run_card(result: TrainResult, cfg: TrainConfig, model_name: str, data: list[Conversation]) -> dict:
+def run_card(result: TrainResult, cfg: TrainConfig, model_name: str, data: list[Record]) -> dict:
     """The run card of a training run (`lab.runs` describes its fields)."""
     return {**result.summary(), "status": "stopped" if result.stopped else "done",
             "model": model_name, "config": cfg.to_json(), "n_examples": len(data),

@@ -1,11 +1,15 @@
 """Checks on a parsed dataset before training: what would waste or mislead a run.
 
 Parsing (`lab.dataio`) already refuses malformed records; this finds records that are well
-formed but suspect (empty text, duplicates, contradictions, too long for `max_length`) and
-summarises the dataset. Messages count examples from 1, as a person does, and add the file
+formed but suspect (empty text, duplicates, contradictions, too long for `max_length`, replies
+marked undesirable, tool turns the chat template cannot show) and summarises the dataset.
+`Report.brief()` says it all in one line, for the trainer's stderr and the widgets' messages. Messages count examples from 1, as a person does, and add the file
 line when the record came from a file; `Issue.index` is the 0-based position, for code.
 
->>> from lab.records import Conversation
+>>> from collections import Counter
+
+from lab.masks import TemplateError, encode, text_ids
+from lab.records import Conversation, Record, TextRecord
 >>> report = check_dataset([Conversation.single("2+2?", "4"), Conversation.single("2+2?", "4")])
 >>> report.ok, [w.message for w in report.warnings]
 (True, ['example 2 duplicates example 1 (same prompt and response)'])
@@ -16,7 +20,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from statistics import mean
 
-from lab.records import Conversation
+from collections import Counter
+
+from lab.masks import TemplateError, encode, text_ids
+from lab.records import Conversation, Record, TextRecord
 
 _SHOWN = 10  # issues of each severity that `summary()` lists before "... and N more"
 
@@ -44,10 +51,12 @@ class Report:
     def summary(self) -> str:
         """A few lines for the CLI: counts, lengths, then the issues (the first few of each)."""
         s = self.stats
+        extra = "".join(f", {s[key]} {what}" for key, what in (("texts", "plain texts"),
+                        ("tool_use", "with tool turns"), ("undesirable", "marked undesirable")) if s.get(key))
         lines = [f"{s.get('count', 0)} examples ({s.get('trainable', 0)} trainable, "
-                 f"{s.get('multi_turn', 0)} multi-turn)"]
+                 f"{s.get('multi_turn', 0)} multi-turn{extra})"]
         for key, unit in (("prompt_chars", "prompt chars"), ("response_chars", "response chars"),
-                          ("tokens", "tokens")):
+                          ("text_chars", "text chars"), ("tokens", "tokens")):
             if key in s:
                 lines.append(f"{unit}: mean {s[key]['mean']:.0f}, min {s[key]['min']}, max {s[key]['max']}")
         lines.append(f"{len(self.errors)} errors, {len(self.warnings)} warnings")
@@ -57,12 +66,30 @@ class Report:
                 lines.append(f"  ... and {len(issues) - _SHOWN} more {label}s")
         return "\n".join(lines)
 
+    def brief(self, shown: int = 3) -> str:
+        """Errors and warnings in one line: counts by kind, then the first `shown` of them
+        ("" when there are none). What `sft-lab train` prints, and the widgets show on import.
+
+        >>> Report(warnings=[Issue(1, "duplicate", "example 2 duplicates example 1"),
+        ...                  Issue(3, "too-long", "example 4 is 300 tokens")]).brief()
+        '2 warnings (1 duplicate, 1 too-long): example 2 duplicates example 1; example 4 is 300 tokens'
+        """
+        parts = []
+        for label, issues in (("error", self.errors), ("warning", self.warnings)):
+            if issues:
+                kinds = ", ".join(f"{n} {k}" for k, n in Counter(i.kind for i in issues).most_common())
+                more = f"; ... and {len(issues) - shown} more" if len(issues) > shown else ""
+                first = "; ".join(i.message for i in issues[:shown])
+                parts.append(f"{len(issues)} {label}{'s' if len(issues) > 1 else ''} ({kinds}): {first}{more}")
+        return " | ".join(parts)
+
 
 def check_dataset(conversations, tokenizer=None, max_length: int | None = None) -> Report:
-    """Check a list of `Conversation`s for training; token counts need a `tokenizer`.
+    """Check a list of records for training; token counts need a `tokenizer`.
 
     Tokens are counted on the chat template's rendering when the tokenizer has one, else on
-    the plain text of the messages. `max_length` (with a tokenizer) flags examples that will
+    the plain text of the messages (a text record: its text and EOS). With a tokenizer, tool
+    turns the chat template cannot show are errors. `max_length` (with a tokenizer) flags examples that will
     be truncated, or dropped when the prompt alone fills it.
     """
     convs = list(conversations)
@@ -70,7 +97,8 @@ def check_dataset(conversations, tokenizer=None, max_length: int | None = None) 
     if not convs:
         report.errors.append(Issue(None, "empty-dataset", "the dataset has no examples"))
         return report
-    report.warnings += _empty_text(convs) + _prompt_only(convs) + _duplicates(convs)
+    report.warnings += (_empty_text(convs) + _prompt_only(convs) + _undesirable(convs)
+                        + _duplicates(convs))
     tokens = _token_counts(convs, tokenizer, report) if tokenizer is not None else None
     if tokens is not None and max_length is not None:
         report.warnings += _too_long(convs, tokens, tokenizer, max_length)
@@ -82,45 +110,62 @@ def check_dataset(conversations, tokenizer=None, max_length: int | None = None) 
     return report
 
 
-def _name(i: int, conv: Conversation) -> str:
+def _name(i: int, conv: Record) -> str:
     """'example 3', with the file line when known: 'example 3 (line 5)'."""
     where = conv.meta.get("where")
     return f"example {i + 1}" + (f" ({where})" if where and where != f"record {i + 1}" else "")
 
 
-def _empty_text(convs: list[Conversation]) -> list[Issue]:
-    """User or assistant turns that are empty or whitespace only."""
+def _empty_text(convs: list[Record]) -> list[Issue]:
+    """User or assistant turns (but tool calls) or texts that are empty or whitespace only."""
     issues = []
     for i, c in enumerate(convs):
+        if isinstance(c, TextRecord):
+            if not c.text.strip():
+                issues.append(Issue(i, "empty-text", f"{_name(i, c)} has an empty text"))
+            continue
         for role, kind, what in (("user", "empty-prompt", "prompt"), ("assistant", "empty-response", "response")):
-            empty = [n for n, t in enumerate(c.turns, 1) if t.role == role and not t.content.strip()]
+            empty = [n for n, t in enumerate(c.turns, 1)
+                     if t.role == role and not t.content.strip() and not t.tool_calls]
             if empty:
                 turns = "" if len(c.turns) <= 2 else f" (turn {', '.join(map(str, empty))})"
                 issues.append(Issue(i, kind, f"{_name(i, c)} has an empty {what}{turns}"))
     return issues
 
 
-def _prompt_only(convs: list[Conversation]) -> list[Issue]:
+def _prompt_only(convs: list[Record]) -> list[Issue]:
     return [Issue(i, "no-response", f"{_name(i, c)} has no response (it ends on a user turn), "
                   "so it has nothing to train on") for i, c in enumerate(convs) if not c.is_trainable]
 
 
-def _duplicates(convs: list[Conversation]) -> list[Issue]:
+def _undesirable(convs: list[Record]) -> list[Issue]:
+    return [Issue(i, "undesirable", f"{_name(i, c)} is marked undesirable (\"label\": false); it is "
+                  "left out of training unless undesirable examples are included (--include-undesirable)")
+            for i, c in enumerate(convs) if c.undesirable]
+
+
+def _key(c: Record) -> tuple:
+    """What makes two records the same example (tags, id and labels aside)."""
+    return ("text", c.text) if isinstance(c, TextRecord) else (c.system, c.tools, c.turns)
+
+
+def _duplicates(convs: list[Record]) -> list[Issue]:
     """Exact duplicates, and the same prompt answered differently (a contradiction)."""
     issues = []
-    seen: dict = {}        # (system, turns) -> first index
-    prompts: dict = {}     # (system, turns before the last reply) -> first index
+    seen: dict = {}        # _key -> first index
+    prompts: dict = {}     # (system, tools, turns before the last reply) -> first index
     for i, c in enumerate(convs):
-        key = (c.system, c.turns)
+        key = _key(c)
         if key in seen:
-            what = "same prompt and response" if len(c.turns) == 2 else "same messages"
+            what = ("same text" if isinstance(c, TextRecord) else
+                    "same prompt and response" if len(c.turns) == 2 else "same messages")
             issues.append(Issue(i, "duplicate", f"{_name(i, c)} duplicates "
                                 f"{_name(seen[key], convs[seen[key]])} ({what})"))
             continue
         seen[key] = i
-        if not c.is_trainable:
+        if isinstance(c, TextRecord) or not c.is_trainable:
             continue
-        prompt_key = (c.system, c.prompt_only().turns)
+        prompt_key = (c.system, c.tools, c.prompt_only().turns)
         if prompt_key in prompts:
             j = prompts[prompt_key]
             issues.append(Issue(i, "exact-duplicate-prompt", f"{_name(i, c)} has the same prompt as "
@@ -130,21 +175,34 @@ def _duplicates(convs: list[Conversation]) -> list[Issue]:
     return issues
 
 
-def _token_ids(tokenizer, conv: Conversation, *, prompt_only: bool = False) -> list:
-    """Token ids of the conversation as training would see it (chat template if any)."""
+def _token_ids(tokenizer, conv: Record, *, prompt_only: bool = False) -> list:
+    """Token ids of the record as training would see it (chat template if any)."""
+    if isinstance(conv, TextRecord):
+        return text_ids(tokenizer, conv.text)
     msgs = (conv.prompt_only() if prompt_only else conv).messages()
     if getattr(tokenizer, "chat_template", None):
-        ids = tokenizer.apply_chat_template(msgs, tokenize=True, add_generation_prompt=prompt_only)
+        tools = {"tools": conv.tool_list()} if conv.tools else {}
+        ids = tokenizer.apply_chat_template(msgs, tokenize=True, add_generation_prompt=prompt_only, **tools)
         return list(ids["input_ids"] if isinstance(ids, Mapping) else ids)  # transformers 5 gives a dict
     return list(tokenizer.encode("\n".join(m["content"] for m in msgs)))
 
 
-def _token_counts(convs: list[Conversation], tokenizer, report: Report) -> list[int | None]:
-    """Token count per example; a template that fails on an example is an error."""
+def _uses_tools(c: Record) -> bool:
+    return isinstance(c, Conversation) and bool(c.tools or any(t.role == "tool" or t.tool_calls for t in c.turns))
+
+
+def _token_counts(convs: list[Record], tokenizer, report: Report) -> list[int | None]:
+    """Token count per example; a template that fails on an example, or cannot show its tool
+    turns (`lab.masks`), is an error."""
     counts: list[int | None] = []
     for i, c in enumerate(convs):
         try:
+            if _uses_tools(c):
+                encode(c, tokenizer)  # refuses tool turns the template leaves out
             counts.append(len(_token_ids(tokenizer, c)))
+        except TemplateError as e:
+            counts.append(None)
+            report.errors.append(Issue(i, "template-error", f"{_name(i, c)}: {e}"))
         except Exception as e:  # any template/tokenizer failure is the example's problem to report
             counts.append(None)
             report.errors.append(Issue(i, "template-error",
@@ -152,15 +210,16 @@ def _token_counts(convs: list[Conversation], tokenizer, report: Report) -> list[
     return counts
 
 
-def _too_long(convs: list[Conversation], tokens: list[int | None], tokenizer,
+def _too_long(convs: list[Record], tokens: list[int | None], tokenizer,
               max_length: int) -> list[Issue]:
     """Examples over `max_length`: truncated, or dropped when the prompt alone fills it."""
     issues = []
     for i, (c, n) in enumerate(zip(convs, tokens)):
         if n is None or n <= max_length:
             continue
-        prompt_n = len(_token_ids(tokenizer, c, prompt_only=True)) if c.is_trainable else n
-        if c.is_trainable and prompt_n >= max_length:
+        reply = isinstance(c, Conversation) and c.is_trainable
+        prompt_n = len(_token_ids(tokenizer, c, prompt_only=True)) if reply else n
+        if reply and prompt_n >= max_length:
             issues.append(Issue(i, "prompt-too-long", f"{_name(i, c)}: the prompt alone is {prompt_n} "
                                 f"tokens, max_length is {max_length}; no response token would be "
                                 "trained, so it will be dropped"))
@@ -174,14 +233,24 @@ def _spread(values: list[int]) -> dict:
     return {"mean": round(mean(values), 1), "min": min(values), "max": max(values)}
 
 
-def _stats(convs: list[Conversation], tokens: list[int | None] | None) -> dict:
-    """Counts, and the spread of the last prompt's and response's lengths (and tokens)."""
-    trainable = [c for c in convs if c.is_trainable]
-    stats = {"count": len(convs), "trainable": len(trainable),
-             "multi_turn": sum(len(c.turns) > 2 for c in convs),
-             "prompt_chars": _spread([len(c.prompt) for c in convs])}
-    if trainable:
-        stats["response_chars"] = _spread([len(c.response) for c in trainable])
+def _stats(convs: list[Record], tokens: list[int | None] | None) -> dict:
+    """Counts, and the spread of the last prompt's and response's lengths, the texts' lengths
+    (and tokens). Counts of plain texts, tool use and undesirable replies only when not 0."""
+    chats = [c for c in convs if isinstance(c, Conversation)]
+    texts = [c for c in convs if isinstance(c, TextRecord)]
+    replies = [c for c in chats if c.is_trainable]
+    stats = {"count": len(convs), "trainable": sum(c.is_trainable for c in convs),
+             "multi_turn": sum(len(c.turns) > 2 for c in chats)}
+    for key, n in (("texts", len(texts)), ("tool_use", sum(map(_uses_tools, chats))),
+                   ("undesirable", sum(c.undesirable for c in chats))):
+        if n:
+            stats[key] = n
+    if chats:
+        stats["prompt_chars"] = _spread([len(c.prompt) for c in chats])
+    if replies:
+        stats["response_chars"] = _spread([len(c.response) for c in replies])
+    if texts:
+        stats["text_chars"] = _spread([len(c.text) for c in texts])
     counted = [n for n in tokens or [] if n is not None]
     if counted:
         stats["tokens"] = _spread(counted)

@@ -31,3 +31,12 @@ def tiny():
     from lab.models import load_model
 
     return load_model("tiny-random")
+
+
+@pytest.fixture(params=["lab", "transformers"])
+def tiny_both(request):
+    """`tiny` on each backend in turn: the same weights in the lab's class and in transformers'
+    (for the tests that must hold whichever computes)."""
+    from lab.models import load_model
+
+    return load_model("tiny-random", backend=request.param)

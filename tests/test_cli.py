@@ -1,4 +1,5 @@
-"""The sft-lab command end to end on tiny-random, and its errors for people."""
+"""The sft-lab command end to end on tiny-random, its errors for people (exit 2, one line, before a
+model loads), and its help (every flag with its default)."""
 import json
 import subprocess
 import sys
@@ -84,3 +85,134 @@ def test_unknown_model_is_one_line(tmp_path, data):
     done = run("generate", "--model", str(tmp_path / "nothing-here"), "--prompt", "Hi")
     assert done.returncode == 1 and "Traceback" not in done.stderr
     assert "nothing-here" in done.stderr
+
+
+# ------------------------------------------------------------------------------ nothing dropped silently
+
+def one_line_exit_2(done, *fragments):
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
+    for fragment in fragments:
+        assert fragment in done.stderr, (fragment, done.stderr)
+
+
+def test_incomplete_records_stop_train_unless_skipped(tmp_path, capsys):
+    path = tmp_path / "alpaca.jsonl"
+    path.write_text(json.dumps({"instruction": "Say yes", "output": "yes!"}) + "\n"
+                    + json.dumps({"instruction": "Say no"}) + "\n")
+    done = run("train", str(path), "--model", "no-such-model", "--out", str(tmp_path / "o"))
+    one_line_exit_2(done, f"{path}, line 2: has no response to train on", "1 of 2 records",
+                    "--skip-incomplete")
+    assert not (tmp_path / "o").exists()
+    assert main(["train", str(path), "--model", "tiny-random", "--out", str(tmp_path / "o"), "--max-steps", "1",
+                 "--skip-incomplete", "--eval-split", "0"]) == 0
+    captured = capsys.readouterr()
+    assert "1 warning (1 no-response): example 2 (line 2) has no response" in captured.err
+    assert "left out of training: 1 with no response" in captured.err
+    assert json.loads(captured.out.splitlines()[-1])["left_out"] == {"incomplete": 1}
+
+
+def test_train_summarises_validate_warnings_on_stderr(tmp_path, capsys):
+    path = write_jsonl(tmp_path / "d.jsonl", DATA + [DATA[0], Conversation.single("q", " ")])
+    assert main(["train", str(path), "--model", "tiny-random", "--out", str(tmp_path / "o"),
+                 "--max-steps", "1"]) == 0
+    err = capsys.readouterr().err
+    assert (f"sft-lab: {path}: 2 warnings (1 duplicate, 1 empty-response): example 5 (line 5) duplicates "
+            "example 1 (line 1)") in err
+
+
+def test_undesirable_replies_are_left_out_and_counted(tmp_path, capsys):
+    path = tmp_path / "kto.jsonl"
+    path.write_text("".join(json.dumps({"prompt": f"Say {w}", "completion": f"{w}!", "label": w != "no"}) + "\n"
+                            for w in ("yes", "no", "maybe")))
+    assert main(["validate", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "3 examples (3 trainable, 0 multi-turn, 1 marked undesirable)" in out
+    assert 'example 2 (line 2) is marked undesirable ("label": false)' in out
+    args = ["train", str(path), "--model", "tiny-random", "--max-steps", "1", "--eval-split", "0"]
+    assert main(args + ["--out", str(tmp_path / "a")]) == 0
+    captured = capsys.readouterr()
+    assert "left out of training: 1 marked undesirable (--include-undesirable trains them)" in captured.err
+    assert json.loads(captured.out.splitlines()[-1])["left_out"] == {"undesirable": 1}
+    assert len((tmp_path / "a" / "dataset.jsonl").read_text().splitlines()) == 2
+    assert main(args + ["--out", str(tmp_path / "b"), "--include-undesirable"]) == 0
+    assert "left_out" in capsys.readouterr().out
+    assert len((tmp_path / "b" / "dataset.jsonl").read_text().splitlines()) == 3
+    assert json.loads((tmp_path / "b" / "config.json").read_text())["include_undesirable"] is True
+
+
+def test_preference_pairs_are_named_and_chosen_on_request(tmp_path, capsys):
+    path = tmp_path / "dpo.jsonl"
+    path.write_text("".join(json.dumps({"prompt": f"Say {w}", "chosen": f"{w}!", "rejected": "no"}) + "\n"
+                            for w in ("yes", "maybe")))
+    done = run("validate", str(path))
+    one_line_exit_2(done, f"{path}, line 1: is a preference record ('chosen' and 'rejected' replies, as DPO uses)",
+                    "--preference chosen")
+    assert main(["train", str(path), "--model", "tiny-random", "--out", str(tmp_path / "o"), "--max-steps", "1",
+                 "--preference", "chosen"]) == 0
+    capsys.readouterr()
+    assert [json.loads(line)["messages"][-1]["content"] for line in
+            (tmp_path / "o" / "dataset.jsonl").read_text().splitlines()] in (["yes!"], ["maybe!"])
+
+
+@pytest.mark.parametrize("record,fragment", [
+    ({"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x.png"}}]}]},
+     "line 1: message 1 in 'messages': content part 1 is of type 'image_url'"),
+    ({"instruction": "Describe", "output": "A cat", "images": ["cat.png"]}, "line 1: has 'images'"),
+    ({"conversations": [{"from": "human", "value": "Oslo?"},
+                        {"from": "function_call", "value": '{"name": "weather", "arguments": {}}'},
+                        {"from": "observation", "value": "-3 C"}, {"from": "gpt", "value": "Cold."}]},
+     ": example 1 (line 1): turn 2 calls the tool 'weather'"),
+])
+def test_records_the_lab_cannot_train_stop_before_the_model_loads(tmp_path, record, fragment):
+    path = tmp_path / "d.jsonl"
+    path.write_text(json.dumps(record) + "\n")
+    done = run("train", str(path), "--model", "tiny-random", "--out", str(tmp_path / "o"))
+    one_line_exit_2(done, str(path), fragment)
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_text_file_trains_with_the_full_loss(tmp_path, capsys):
+    path = tmp_path / "book.txt"
+    path.write_text("Once upon a time there was a lab.\n\nIt trained small models.\n\nThe end.\n")
+    assert main(["validate", str(path)]) == 0
+    assert "3 examples (3 trainable, 0 multi-turn, 3 plain texts)" in capsys.readouterr().out
+    assert main(["train", str(path), "--model", "tiny-random", "--out", str(tmp_path / "o"), "--max-steps", "1",
+                 "--eval-split", "0", "--batch-size", "3"]) == 0
+    summary = json.loads(capsys.readouterr().out.splitlines()[-1])
+    assert summary["trained_tokens"] == summary["train_tokens"] - 3  # every token but each text's first
+    assert (tmp_path / "o" / "dataset.jsonl").read_text().splitlines()[0].startswith('{"text": ')
+
+
+def test_bad_settings_exit_2_before_the_model_loads(tmp_path, data):
+    done = run("train", str(data), "--model", "no-such-model", "--out", str(tmp_path / "o"), "--lr", "0")
+    one_line_exit_2(done, "lr must be above 0")
+
+
+# ------------------------------------------------------------------------------ help
+
+def test_every_flag_has_help_with_its_default():
+    import argparse
+
+    from lab.cli import build_parser
+    from lab.config import TrainConfig
+
+    parser = build_parser()
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
+    assert set(commands) >= {"train", "validate", "export-gguf", "export-trl", "generate", "compare", "score",
+                             "runs", "fetch-model"}
+    for name, sub in commands.items():
+        assert sub.formatter_class is argparse.ArgumentDefaultsHelpFormatter
+        for action in sub._actions:
+            if isinstance(action, argparse._HelpAction):
+                continue
+            assert action.help, (name, action.dest)
+            shows_default = action.required or not action.option_strings and action.nargs is None
+            assert shows_default or action.default is not argparse.SUPPRESS, (name, action.dest)
+    text = commands["train"].format_help()
+    text = text[text.index("options:"):]
+    d = TrainConfig()
+    for flag, default in (("--lr", d.lr), ("--epochs", d.epochs), ("--batch-size", d.batch_size),
+                          ("--max-length", d.max_length), ("--schedule", d.schedule)):
+        option = text[text.index(f"  {flag} "):]
+        assert f"(default: {default})" in " ".join(option[:option.index("\n  --", 5)].split()), flag

@@ -158,8 +158,15 @@ def test_export_trl_config_runs_one_trl_step(tiny, tmp_path):
     rows = [json.loads(line) for line in (tmp_path / "export" / "train.jsonl").read_text().splitlines()]
     assert rows[0] == {"prompt": [{"role": "user", "content": "q0"}],
                        "completion": [{"role": "assistant", "content": "answer number 0 is here"}]}
+    assert str(tmp_path / "run") not in text and "data_files: \"train.jsonl\"" in text  # relative paths
+    assert "distributed_type: \"MULTI_GPU\"" in (tmp_path / "export" / "accelerate.yaml").read_text()
+    assert "trl sft --config config.yaml --accelerate_config accelerate.yaml" in (
+        tmp_path / "export" / "README.md").read_text()
+    # the folder runs wherever it is copied to
+    moved = shutil.copytree(tmp_path / "export", tmp_path / "elsewhere")
+    shutil.rmtree(tmp_path / "export")
     trl = str(Path(sys.executable).parent / "trl")
-    done = subprocess.run([trl, "sft", "--config", str(config), "--use_cpu", "true"],
-                          capture_output=True, text=True, cwd=tmp_path, timeout=600)
+    done = subprocess.run([trl, "sft", "--config", "config.yaml", "--use_cpu", "true"],
+                          capture_output=True, text=True, cwd=moved, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
-    assert (tmp_path / "export" / "trl-output" / "model.safetensors").is_file()
+    assert (moved / "trl-output" / "model.safetensors").is_file()

@@ -5,8 +5,8 @@ from lab.records import Conversation, Turn
 PROMPTS = ["Hi", "Tell me a long story about a cat and a dog", "What is 2+2?"]
 
 
-def test_batched_equals_one_by_one(tiny):
-    model, tok = tiny
+def test_batched_equals_one_by_one(tiny_both):
+    model, tok = tiny_both
     cfg = GenConfig(max_new_tokens=12)
     together = generate(model, tok, PROMPTS, cfg)
     alone = [generate(model, tok, [p], cfg)[0] for p in PROMPTS]
@@ -37,24 +37,24 @@ def test_matches_hf_generate_greedy(tiny, tmp_path):
     assert continue_text(model, tok, "The capital of France", GenConfig(max_new_tokens=10)) == expect
 
 
-def test_sampling_is_seeded(tiny):
-    model, tok = tiny
+def test_sampling_is_seeded(tiny_both):
+    model, tok = tiny_both
     a = generate(model, tok, PROMPTS, GenConfig(max_new_tokens=8, temperature=1.0, seed=3))
     b = generate(model, tok, PROMPTS, GenConfig(max_new_tokens=8, temperature=1.0, seed=3))
     c = generate(model, tok, PROMPTS, GenConfig(max_new_tokens=8, temperature=1.0, seed=4))
     assert a == b and a != c
 
 
-def test_streaming_pieces_add_up_to_the_reply(tiny):
-    model, tok = tiny
+def test_streaming_pieces_add_up_to_the_reply(tiny_both):
+    model, tok = tiny_both
     pieces = {}
     replies = generate(model, tok, PROMPTS, GenConfig(max_new_tokens=8),
                        on_token=lambda i, text: pieces.__setitem__(i, pieces.get(i, "") + text))
     assert [pieces.get(i, "").strip() for i in range(3)] == replies
 
 
-def test_multi_turn_prompt_and_stop_tokens(tiny):
-    model, tok = tiny
+def test_multi_turn_prompt_and_stop_tokens(tiny_both):
+    model, tok = tiny_both
     conv = Conversation((Turn("user", "a"), Turn("assistant", "b"), Turn("user", "c")))
     assert len(generate(model, tok, [conv], GenConfig(max_new_tokens=4))) == 1
     assert tok.convert_tokens_to_ids("<|im_end|>") in stop_ids(model, tok)

@@ -1,4 +1,7 @@
-"""Masks on literal token lists: only response tokens and the end of turn are trained."""
+"""Masks on literal token lists: only response tokens and the end of turn are trained (every
+token of a plain text); tool calls are trained, tool results are context."""
+import json
+
 import pytest
 
 from lab.masks import (
@@ -12,7 +15,7 @@ from lab.masks import (
     encode_dataset,
     token_preview,
 )
-from lab.records import Conversation, Turn
+from lab.records import Conversation, TextRecord, ToolCall, Turn
 
 # SmolLM2's ChatML: <|im_start|>=1, <|im_end|>=2, "\n"=198, "user"=4093, "ass"+"istant"=520,9531
 SYSTEM_S = [1, 9690, 198, 67, 2, 198]           # <|im_start|>system\nS<|im_end|>\n
@@ -87,3 +90,70 @@ def test_collate_pads_right_and_never_trains_padding():
     assert batch["input_ids"].tolist() == [[5, 6, 7], [8, 2, 2]]
     assert batch["attention_mask"].tolist() == [[1, 1, 1], [1, 0, 0]]
     assert batch["labels"].tolist() == [[IGNORE, 6, 7], [8, IGNORE, IGNORE]]
+
+
+# ------------------------------------------------------------------------------ plain text: the pre-training objective
+
+def test_text_record_trains_every_token_then_eos(tok):
+    enc = encode(TextRecord("Hello world"), tok)
+    assert enc.input_ids == [19556, 905, 2]          # "Hello", " world", EOS (<|im_end|>)
+    assert enc.labels == [IGNORE, 905, 2]            # nothing predicts the first token
+    assert token_preview(TextRecord("Hello world"), tok) == [("Hello", False), (" world", True), ("<|im_end|>", True)]
+    # completion_only is about replies; a text has none, so it changes nothing
+    assert encode(TextRecord("Hello world"), tok, completion_only=False) == enc
+
+
+def test_text_record_truncation_and_empty_text(tok):
+    enc = encode(TextRecord("Hello world"), tok, max_length=2)
+    assert (enc.input_ids, enc.labels, enc.truncated) == ([19556, 905], [IGNORE, 905], True)
+    with pytest.warns(DataWarning):
+        kept, notes = encode_dataset([TextRecord(""), TextRecord("Hello world")], tok)
+    assert len(kept) == 1 and notes == ["example 1 is an empty text and was dropped"]
+
+
+# ------------------------------------------------------------------------------ tool turns
+
+# a ChatML template that shows tools: definitions in a system turn, calls after the reply text
+TOOL_TEMPLATE = (
+    "{% if tools %}<|im_start|>system\nTools: {{ tools | tojson }}<|im_end|>\n{% endif %}"
+    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}"
+    "{% if m.tool_calls %}{% for c in m.tool_calls %}<call>{{ c['function'] | tojson }}</call>{% endfor %}{% endif %}"
+    "<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
+WEATHER = [{"type": "function", "function": {"name": "weather"}}]
+TOOL_CHAT = Conversation((Turn("user", "Oslo?"), Turn("assistant", "", (ToolCall("weather", '{"city": "Oslo"}'),)),
+                          Turn("tool", "-3 C"), Turn("assistant", "It is -3 C.")), tools=json.dumps(WEATHER))
+
+
+def test_tool_calls_are_trained_and_results_are_context(tok, monkeypatch):
+    monkeypatch.setattr(tok, "chat_template", TOOL_TEMPLATE)
+    preview = token_preview(TOOL_CHAT, tok)
+    trained = "".join(t for t, on in preview if on)
+    context = "".join(t for t, on in preview if not on)
+    assert trained == ('<call>{"name": "weather", "arguments": {"city": "Oslo"}}</call><|im_end|>\n'
+                       "It is -3 C.<|im_end|>\n")
+    assert context == ('<|im_start|>system\nTools: [{"type": "function", "function": {"name": "weather"}}]<|im_end|>\n'
+                       "<|im_start|>user\nOslo?<|im_end|>\n<|im_start|>assistant\n"
+                       "<|im_start|>tool\n-3 C<|im_end|>\n<|im_start|>assistant\n")
+
+
+@pytest.mark.parametrize("template,message", [
+    (None, "turn 2 calls the tool 'weather' (a 'function_call' or 'tool_calls' turn), but the chat template "
+           "does not render tool calls; use a model whose chat template supports tools"),
+    (TOOL_TEMPLATE.replace("{{ m['content'] }}", "{% if m.role != 'tool' %}{{ m['content'] }}{% endif %}"),
+     "turn 3 is a tool's result (an 'observation' or 'tool' turn), but the chat template does not render tool results"),
+    (TOOL_TEMPLATE.replace("Tools: {{ tools | tojson }}", "You may call tools."),
+     "the record defines the tool 'weather' ('tools'), but the chat template does not show tool definitions"),
+])
+def test_templates_that_leave_tool_turns_out_are_refused(tok, monkeypatch, template, message):
+    if template:
+        monkeypatch.setattr(tok, "chat_template", template)
+    with pytest.raises(TemplateError) as e:
+        encode(TOOL_CHAT, tok)
+    assert message in str(e.value)
+
+
+def test_default_template_refuses_tool_calls(tok, monkeypatch):
+    monkeypatch.setattr(tok, "chat_template", None)
+    with pytest.raises(TemplateError, match="turn 2 calls the tool 'weather'"):
+        encode(TOOL_CHAT, tok)

@@ -25,8 +25,8 @@ def hand_nll(model, tok, conv):
     return out
 
 
-def test_token_nll_matches_full_logits(tiny):
-    model, tok = tiny
+def test_token_nll_matches_full_logits(tiny_both):
+    model, tok = tiny_both
     batch = collate([encode(c, tok) for c in CONVS], tok.pad_token_id)
     with torch.no_grad():
         nll, rows = token_nll(model, **batch)
@@ -35,8 +35,8 @@ def test_token_nll_matches_full_logits(tiny):
     assert rows.tolist() == [0] * len(hand_nll(model, tok, CONVS[0])) + [1] * len(hand_nll(model, tok, CONVS[1]))
 
 
-def test_score_equals_hand_computation(tiny):
-    model, tok = tiny
+def test_score_equals_hand_computation(tiny_both):
+    model, tok = tiny_both
     s = score(model, tok, CONVS, batch_size=1)
     per = [hand_nll(model, tok, c) for c in CONVS]
     assert s.tokens == [len(p) for p in per]
@@ -46,8 +46,8 @@ def test_score_equals_hand_computation(tiny):
     assert math.isclose(score(model, tok, CONVS, batch_size=2).mean_nll, s.mean_nll, rel_tol=1e-4)
 
 
-def test_token_probabilities(tiny):
-    model, tok = tiny
+def test_token_probabilities(tiny_both):
+    model, tok = tiny_both
     probs = token_probabilities(model, tok, CONVS[0])
     assert [t for t, _ in probs] == ["Blue", ".", "<|im_end|>", "\n"]
     assert all(0 < p < 1 for _, p in probs)

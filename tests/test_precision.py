@@ -40,9 +40,9 @@ def _set_grads(params, seed=0):
 
 
 @pytest.mark.parametrize("max_grad_norm", [0.0, 1e-3])
-def test_bf16_step_is_the_fp32_adamw_step(tiny, max_grad_norm):
+def test_bf16_step_is_the_fp32_adamw_step(tiny_both, max_grad_norm):
     """Masters after a step equal fp32 AdamW (+ clipping) fed the same (bf16) gradients."""
-    model, _ = tiny
+    model, _ = tiny_both
     ref = [p.detach().clone().requires_grad_() for p in model.parameters()]
     with MasterWeights(model, torch.bfloat16, lr=1e-3, weight_decay=0.1,
                        max_grad_norm=max_grad_norm) as w:
@@ -125,10 +125,10 @@ def test_fp32_path_is_plain_adamw(tiny):
         torch.testing.assert_close(p, r, rtol=1e-6, atol=1e-8)
 
 
-def test_training_in_bf16_lowers_the_loss_and_leaves_fp32(tiny, monkeypatch):
+def test_training_in_bf16_lowers_the_loss_and_leaves_fp32(tiny_both, monkeypatch):
     """The bf16 path on any machine (where bf16 is emulated it is only slower)."""
     monkeypatch.setattr(train_module, "autocast_dtype", lambda device: torch.bfloat16)
-    model, tok = tiny
+    model, tok = tiny_both
     result = train(model, tok, DATA, TrainConfig(max_steps=20, lr=3e-3, warmup_ratio=0, eval_split=0))
     losses = [h["loss"] for h in result.history]
     assert sum(losses[-3:]) / 3 < 0.7 * sum(losses[:3]) / 3

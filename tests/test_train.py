@@ -31,8 +31,8 @@ class Recorder(Callback):
         self.ended = result
 
 
-def test_loss_falls_and_parameters_change(tiny):
-    model, tok = tiny
+def test_loss_falls_and_parameters_change(tiny_both):
+    model, tok = tiny_both
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
     rec = Recorder()
     result = train(model, tok, DATA, TrainConfig(max_steps=30, lr=3e-3, batch_size=8, warmup_ratio=0,
@@ -56,8 +56,8 @@ def test_same_seed_same_run(tiny):
     assert a.eval_loss == b.eval_loss is not None  # the default eval split is seeded too
 
 
-def test_stop_event_leaves_a_usable_saved_model(tiny, tmp_path):
-    model, tok = tiny
+def test_stop_event_leaves_a_usable_saved_model(tiny_both, tmp_path):
+    model, tok = tiny_both
     stop = threading.Event()
 
     class StopAtTwo(Callback):
@@ -76,8 +76,8 @@ def test_stop_event_leaves_a_usable_saved_model(tiny, tmp_path):
     assert isinstance(generate(reloaded, tok, ["hi"], GenConfig(max_new_tokens=3))[0], str)
 
 
-def test_run_folder(tiny, tmp_path):
-    model, tok = tiny
+def test_run_folder(tiny_both, tmp_path):
+    model, tok = tiny_both
     out = tmp_path / "r"
     train(model, tok, DATA, TrainConfig(max_steps=3, eval_every=2), eval_data=DATA[:4], out_dir=out)
     assert sorted(p.name for p in out.iterdir()) == ["config.json", "dataset.jsonl", "metrics.jsonl",

@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 
 from lab.dataio import read_dataset
-from lab.records import Conversation, Turn
+from lab.records import Conversation, TextRecord, Turn
 from lab.validate import Issue, Report, check_dataset
 
 one = Conversation.single
@@ -161,3 +162,49 @@ def test_summary_lists_the_first_ten_issues_then_a_count():
     lines = report.summary().splitlines()
     assert lines[-2:] == ["  warning: w9", "  ... and 3 more warnings"]
     assert str(report.warnings[0]) == "w0"
+
+
+def test_text_records_undesirable_replies_and_their_stats():
+    convs = [TextRecord("Plain text."), TextRecord(" "), TextRecord("Plain text."),
+             replace(one("Hi", "Go away."), undesirable=True), one("Hi", "Hello!")]
+    report = check_dataset(convs)
+    assert report.ok
+    assert issues(report.warnings) == [
+        (1, "empty-text", "example 2 has an empty text"),
+        (2, "duplicate", "example 3 duplicates example 1 (same text)"),
+        (3, "undesirable", 'example 4 is marked undesirable ("label": false); it is left out of training unless '
+                           "undesirable examples are included (--include-undesirable)"),
+        (4, "exact-duplicate-prompt", "example 5 has the same prompt as example 4 but a different response"),
+    ]
+    assert report.stats == {"count": 5, "trainable": 5, "multi_turn": 0, "texts": 3, "undesirable": 1,
+                            "prompt_chars": {"mean": 2, "min": 2, "max": 2},
+                            "response_chars": {"mean": 7, "min": 6, "max": 8},
+                            "text_chars": {"mean": 7.7, "min": 1, "max": 11}}
+    assert report.summary().splitlines()[0] == "5 examples (5 trainable, 0 multi-turn, 3 plain texts, 1 marked undesirable)"
+
+
+def test_text_tokens_and_too_long(tok):
+    report = check_dataset([TextRecord("Hello world")], tok, max_length=2)
+    assert report.stats["tokens"] == {"mean": 3, "min": 3, "max": 3}  # Hello, " world", EOS
+    assert issues(report.warnings) == [(0, "too-long", "example 1 is 3 tokens, over max_length 2; it will be truncated")]
+
+
+def test_tool_turns_the_template_cannot_show_are_errors(tok):
+    chat = read_dataset([{"conversations": [
+        {"from": "human", "value": "Oslo?"}, {"from": "function_call", "value": '{"name": "weather", "arguments": {}}'},
+        {"from": "observation", "value": "-3 C"}, {"from": "gpt", "value": "It is -3 C."}]}])
+    report = check_dataset(chat, tok)
+    assert not report.ok and report.stats["tool_use"] == 1
+    assert issues(report.errors) == [(0, "template-error", "example 1: turn 2 calls the tool 'weather' (a "
+                                      "'function_call' or 'tool_calls' turn), but the chat template does not render "
+                                      "tool calls; use a model whose chat template supports tools (e.g. "
+                                      "Qwen2.5-Instruct), or leave the records with tool turns out")]
+
+
+def test_brief_counts_by_kind_and_shows_the_first_few():
+    assert Report().brief() == ""
+    report = check_dataset([one("q", "a"), one("q", "a"), one("", "a"), one("q"), one("q", "a")])
+    assert report.brief(shown=2) == ("4 warnings (2 duplicate, 1 empty-prompt, 1 no-response): example 2 duplicates "
+                                     "example 1 (same prompt and response); example 3 has an empty prompt; ... and 2 more")
+    report.errors.append(Issue(None, "nothing-to-train", "no example has a response"))
+    assert report.brief(shown=1).startswith("1 error (1 nothing-to-train): no example has a response | 4 warnings")

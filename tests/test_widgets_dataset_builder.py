@@ -135,6 +135,12 @@ def test_upload_import_and_export(builder, tmp_path):
     builder.import_path = str(tmp_path / "more.jsonl")
     builder.import_clicks += 1
     assert builder.error == "" and builder.examples[-1].prompt == "Q" and len(builder.examples) == 3
+    (tmp_path / "odd.jsonl").write_text('{"prompt": "Q", "completion": "A"}\n{"prompt": "Z"}\n')
+    builder.import_path = str(tmp_path / "odd.jsonl")
+    builder.import_clicks += 1  # what validate would say comes with the import message
+    assert builder.message == (f"Imported 2 examples from {tmp_path / 'odd.jsonl'}; 5 in all. 1 warning "
+                               "(1 no-response): example 2 (line 2) has no response (it ends on a user turn), so "
+                               "it has nothing to train on")
     builder.import_path = str(tmp_path / "missing.jsonl")
     builder.import_clicks += 1
     assert "missing.jsonl: file not found" in builder.error

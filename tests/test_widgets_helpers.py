@@ -169,5 +169,8 @@ def test_read_text_formats_and_errors():
     assert read_text("prompt,completion\nQ,A\n", "CSV")[0].response == "A"
     with pytest.raises(DataError, match=r"my\.jsonl, line 2: not valid JSON"):
         read_text('{"prompt": "a"}\n{oops', "jsonl", source="my.jsonl")
-    with pytest.raises(DataError, match="unsupported file type 'txt'"):
-        read_text("x", "txt")
+    assert read_text("Plain text.", "txt")[0].text == "Plain text."
+    with pytest.raises(DataError, match="unsupported file type 'md'"):
+        read_text("x", "md")
+    with pytest.raises(DataError, match="unsupported file type 'parquet' for text"):
+        read_text("x", "parquet")

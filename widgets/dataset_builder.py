@@ -29,6 +29,7 @@ from lab.masks import token_preview
 from lab.models import load_tokenizer
 from lab.records import Conversation
 from lab.review import review
+from lab.validate import check_dataset
 
 from ._common import CSS, error_text, esm
 
@@ -242,7 +243,9 @@ class DatasetBuilder(anywidget.AnyWidget):
 
     def _append(self, convs: list[Conversation], source: str) -> int:
         self.rows = self.rows + [c.to_json() for c in convs]
-        self.message = f"Imported {len(convs)} examples from {source}; {len(self.rows)} in all."
+        brief = check_dataset(convs, self._tokenizer, self.max_length).brief()
+        self.message = (f"Imported {len(convs)} examples from {source}; {len(self.rows)} in all."
+                        + (f" {brief}" if brief else ""))
         return len(convs)
 
     def _on_rows(self, _change) -> None:

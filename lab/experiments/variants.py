@@ -49,11 +49,17 @@ def subsample(data: list[Conversation], n: int, seed: int = 0, stratify: bool = 
     return [data[i] for i in sorted(picked)]
 
 
-def _pick(data: list, fraction: float, seed: int) -> list[int]:
+def _pick(candidates: list[int], fraction: float, seed: int) -> list[int]:
+    """A `fraction` of the `candidates` (indices), drawn with `seed`, in order."""
     if not 0 <= fraction <= 1:
         raise ValueError("fraction must be between 0 and 1")
-    k = round(fraction * len(data))
-    return sorted(random.Random(seed).sample(range(len(data)), k))
+    k = round(fraction * len(candidates))
+    return sorted(random.Random(seed).sample(candidates, k))
+
+
+def _replies(data: list) -> list[int]:
+    """Indices of the conversations with a reply (plain texts have none to change)."""
+    return [i for i, c in enumerate(data) if isinstance(c, Conversation) and c.is_trainable]
 
 
 def shuffle_responses(data: list[Conversation], fraction: float, seed: int = 0) -> list[Conversation]:
@@ -61,7 +67,7 @@ def shuffle_responses(data: list[Conversation], fraction: float, seed: int = 0) 
 
     The picked responses are rotated among themselves, so each lands on a wrong prompt.
     """
-    idx = _pick([c for c in data], fraction, seed)
+    idx = _pick(_replies(data), fraction, seed)
     out = list(data)
     if len(idx) < 2:
         return out
@@ -74,7 +80,7 @@ def corrupt_responses(data: list[Conversation], fraction: float, seed: int = 0) 
     """Noisy text: a `fraction` of responses lose their second half and get their words shuffled."""
     rng = random.Random(seed + 1)
     out = list(data)
-    for i in _pick(data, fraction, seed):
+    for i in _pick(_replies(data), fraction, seed):
         words = (data[i].response or "").split()
         words = words[: max(1, len(words) // 2)]
         rng.shuffle(words)
@@ -84,7 +90,7 @@ def corrupt_responses(data: list[Conversation], fraction: float, seed: int = 0) 
 
 def duplicate(data: list[Conversation], fraction: float, seed: int = 0) -> list[Conversation]:
     """Repeats: a `fraction` of examples appear twice (what over-represented data does)."""
-    return list(data) + [data[i] for i in _pick(data, fraction, seed)]
+    return list(data) + [data[i] for i in _pick(list(range(len(data))), fraction, seed)]
 
 
 def drop_tag(data: list[Conversation], tag: str) -> list[Conversation]:
