@@ -219,6 +219,19 @@ def cmd_export_trl(args) -> int:
     return 0
 
 
+def cmd_workshop(args) -> int:
+    from .editions import write_learner_edition
+
+    try:
+        written = write_learner_edition(args.out, args.source)
+    except (FileNotFoundError, FileExistsError) as err:
+        return _err(str(err))
+    notebooks = [p for p in written if p.suffix == ".ipynb"]
+    print(f"{args.out}: {len(notebooks)} learner notebooks (no solutions, no answer keys, no outputs) "
+          "and a README for learners", file=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .config import TrainConfig
 
@@ -303,6 +316,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("out")
     s.add_argument("--model", default=None, help="model for TRL (default: the run's, as a hub id)")
     s.set_defaults(func=cmd_export_trl)
+
+    s = sub.add_parser("workshop", help="write the learner edition of the workshop notebooks "
+                                        "(solutions and answer keys removed, outputs cleared)")
+    s.add_argument("edition", choices=["learner"])
+    s.add_argument("out", help="a new or empty folder (or an earlier learner edition, refreshed)")
+    s.add_argument("--source", default=None, help="the notebooks folder (default: the repository's)")
+    s.set_defaults(func=cmd_workshop)
     return p
 
 
