@@ -4,6 +4,7 @@ from __future__ import annotations
 import ast
 import json
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -143,3 +144,18 @@ def test_a_learner_notebook_runs_top_to_bottom_in_fast_mode(edition, tmp_path, m
                             resources={"metadata": {"path": str(tmp_path)}}).execute()
     errors = [o for c in nb.cells for o in c.get("outputs", []) if o.get("output_type") == "error"]
     assert not errors
+
+
+def test_final_quiz_has_an_answer_key_after_every_question_and_at_most_one_code_cell():
+    cells = load(SOURCE / "07_final_quiz.ipynb")["cells"]
+    assert sum(c["cell_type"] == "code" for c in cells) <= 1
+    questions = 0
+    for cell, after in zip(cells, cells[1:]):
+        found = re.search(r"\*\*Q(\d+)\b", source(cell))
+        if found and not is_hidden(cell):
+            questions += 1
+            assert is_hidden(after) and source(after).startswith(f"**Answer Q{found[1]}"), found[0]
+    keys = [c for c in cells if "answer-key" in c["metadata"].get("tags", [])]
+    assert questions == len(keys) >= 20
+    for title in ("Diagnosing a fine-tuning problem", "Analysing a fine-tuning dataset's limitations"):
+        assert any(title in source(c) for c in cells), title
