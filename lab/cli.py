@@ -326,6 +326,19 @@ def _train_flags(s) -> None:
                            choices=SCHEDULES if f.name == "schedule" else None)
 
 
+def cmd_workshop(args) -> int:
+    from .editions import write_learner_edition
+
+    try:
+        written = write_learner_edition(args.out, args.source)
+    except (FileNotFoundError, FileExistsError) as err:
+        return _err(str(err))
+    notebooks = [p for p in written if p.suffix == ".ipynb"]
+    print(f"{args.out}: {len(notebooks)} learner notebooks (no solutions, no answer keys, no outputs) "
+          "and a README for learners", file=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .config import TrainConfig
     from .models import DEFAULT
@@ -406,6 +419,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("run", help="a run folder (with model/) or a model folder")
     s.add_argument("out", help="folder to write model.gguf and Modelfile into")
     s.add_argument("--dtype", choices=("f16", "f32"), default="f16", help="weights' number format")
+
+    s = _command(sub, "workshop", "write the learner edition of the workshop notebooks (solutions and "
+                 "answer keys removed, outputs cleared)", cmd_workshop)
+    s.add_argument("edition", choices=["learner"], help="which edition to write")
+    s.add_argument("out", help="a new or empty folder (or an earlier learner edition, refreshed)")
+    s.add_argument("--source", default=None, help="the notebooks folder (None: the repository's)")
     return p
 
 
