@@ -179,3 +179,26 @@ def test_without_tokenizer_or_autosave(tmp_path):
     assert not b.has_tokenizer and b.path == "" and b.preview == []
     assert b.reviews[0]["tokens"] is None and b.summary["flagged"] == 1  # the duplicate
     assert not list(tmp_path.iterdir())
+
+
+def test_plain_text_records_are_a_text_dataset(builder, tmp_path):
+    """Text (pre-training data) in the builder: one box per record, every token trained, kept
+    through the autosave, and trainable from the Train tab."""
+    from lab.records import TextRecord
+    from lab.config import TrainConfig
+    from lab.session import Session
+
+    (tmp_path / "notes.txt").write_text("The water cycle moves water around.\n\nBread rises because of yeast.\n")
+    builder.set_examples([])
+    builder.import_file(tmp_path / "notes.txt")
+    assert builder.rows == [{"text": "The water cycle moves water around."},
+                            {"text": "Bread rises because of yeast."}]
+    assert all(isinstance(c, TextRecord) for c in builder.examples) and builder.summary["trainable"] == 2
+    builder.selected = 1
+    assert builder.preview and all(trained for _, trained, _ in builder.preview[1:])  # every token but the first
+    edit(builder, lambda rows: rows[0].update(text="The water cycle moves water between sea and sky."))
+    assert builder.examples[0].text.endswith("sea and sky.")
+    assert saved(tmp_path / "ds.jsonl")[0] == {"text": "The water cycle moves water between sea and sky."}
+    s = Session("tiny-random", runs_dir=tmp_path / "runs")
+    run = s.train(builder.examples, TrainConfig(max_steps=2, eval_split=0), save=False)
+    assert run.result.steps == 2 and run.result.trained_tokens > 0

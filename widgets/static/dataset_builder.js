@@ -44,7 +44,8 @@ function markdown(text) {
 }
 
 function exampleText(row) {
-  return [...row.messages.map((m) => m.content), row.id || "", ...(row.tags || [])].join("\n").toLowerCase();
+  const texts = row.messages ? row.messages.map((m) => m.content || "") : [row.text || ""];
+  return [...texts, row.id || "", ...(row.tags || [])].join("\n").toLowerCase();
 }
 
 function render({ model, el, host }) {
@@ -161,7 +162,22 @@ function render({ model, el, host }) {
     h("div", { class: "sftlab-columns" }, h("div", { class: "sftlab-list-pane" }, shown, list), detail));
 
   // ---- the list ----------------------------------------------------------------------------
+  function textCard(row, i) {
+    // a plain-text record: one box, every token trained (the pre-training objective)
+    return h("label", { class: "sftlab-field" },
+      h("span", { class: "sftlab-field-label", title: "A plain text is trained like pre-training data: the loss is on every token" },
+        "Text (every token trained)"),
+      h("textarea", {
+        class: "sftlab-text", rows: textRows(row.text),
+        oninput: (e) => {
+          e.target.rows = textRows(e.target.value);
+          edit((r) => { r[i].text = e.target.value; });
+        },
+        onchange: () => commit(),
+      }, row.text));
+  }
   function card(row, i) {
+    if (!row.messages) return exampleCard(row, i, null, textCard(row, i));
     const messages = row.messages;
     const sysIndex = messages.findIndex((m) => m.role === "system");
     const field = (label, cls, j) => h("label", { class: "sftlab-field" },
@@ -181,13 +197,16 @@ function render({ model, el, host }) {
     }, "A system text sets the assistant's role for this example");
     const turns = messages.map((m, j) => (m.role === "system" ? null
       : field(turnLabel(messages, j), `sftlab-turn sftlab-${m.role}`, j)));
+    return exampleCard(row, i, addSystem, [system, turns]);
+  }
+  function exampleCard(row, i, extraButton, body) {
     return h("div", { class: "sftlab-example", "data-index": i, onfocusin: () => select(i), onclick: () => select(i) },
       h("div", { class: "sftlab-example-head" },
         h("span", { class: "sftlab-example-title" }, `#${i + 1}`, row.id ? ` · ${row.id}` : ""),
         h("span", { class: "sftlab-badge sftlab-tokens" }),
         h("span", { class: "sftlab-badge sftlab-warn-count" }),
         h("span", { class: "sftlab-spacer" }),
-        addSystem,
+        extraButton,
         button("sftlab-duplicate", "Duplicate", (e) => {
           e.stopPropagation();
           edit((r) => r.splice(i + 1, 0, structuredClone(r[i])), true);
@@ -198,7 +217,7 @@ function render({ model, el, host }) {
           edit((r) => r.splice(i, 1), true);
           select(Math.min(i, rows.length - 1));
         })),
-      system, turns,
+      body,
       h("ul", { class: "sftlab-warnings" }));
   }
   function drawList() {
