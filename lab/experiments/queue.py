@@ -20,6 +20,7 @@ from .. import runs
 from ..generate import GenConfig, generate
 from ..records import Conversation
 from ..score import score
+from ..textdiff import similarity
 from ..train import Callback, StepInfo, TrainConfig, train
 
 TRANSFORMS: dict[str, Callable] = {
@@ -39,7 +40,8 @@ class Variant:
     transform: str | None = None       # a key of TRANSFORMS, or None for the data as it is
     arg: float | int | str | None = None
     config: dict = field(default_factory=dict)  # TrainConfig overrides, e.g. {"lr": 1e-4}
-    seed: int = 0
+    seed: int = 0                      # of the data transform (and, repeated, of training)
+    group: str | None = None           # the variant this one repeats with another seed
 
     def __post_init__(self):
         if self.transform is not None and self.transform not in TRANSFORMS:
@@ -71,6 +73,34 @@ def noise_sweep(fractions: list[float], kind: str = "shuffle_responses") -> list
 
 def lr_sweep(lrs: list[float]) -> list[Variant]:
     return [Variant(f"lr={lr:g}", config={"lr": lr}) for lr in lrs]
+
+
+def size_ladder(n_examples: int, start: int = 4) -> list[Variant]:
+    """How many examples do I need: subsamples of 4, 8, 16, ... examples, then all of them.
+
+    >>> [v.name for v in size_ladder(45)]
+    ['n=4', 'n=8', 'n=16', 'n=32', 'n=45']
+    """
+    sizes, n = [], start
+    while n < n_examples:
+        sizes.append(n)
+        n *= 2
+    return size_sweep(sizes + [n_examples])
+
+
+def with_seeds(variants: list[Variant], seeds: int) -> list[Variant]:
+    """Each variant repeated over `seeds` seeds (data transform and training order), so that a
+    difference between variants can be told from noise; one seed leaves them as they are.
+
+    >>> [(v.name, v.group, v.config) for v in with_seeds([Variant("n=4", "subsample", 4)], 2)]
+    [('n=4 s0', 'n=4', {'seed': 0}), ('n=4 s1', 'n=4', {'seed': 1})]
+    """
+    if seeds < 1:
+        raise ValueError("seeds must be at least 1")
+    if seeds == 1:
+        return list(variants)
+    return [replace(v, name=f"{v.name} s{s}", seed=s, group=v.name, config={**v.config, "seed": s})
+            for v in variants for s in range(seeds)]
 
 
 def epoch_sweep(epochs: list[float]) -> list[Variant]:
@@ -111,6 +141,7 @@ def run_variant(base_model, tokenizer, data: list[Conversation], variant: Varian
         if probes:
             card["probes"] = [{"prompt": p, "reply": r}
                               for p, r in zip(probes, generate(model, tokenizer, list(probes), gen))]
+            card["probe_similarity"] = probe_similarity(card["probes"], eval_data)
     except Exception as err:  # one failed run must not sink the queue: record it and go on
         card.update(status="failed", error=f"{type(err).__name__}: {err}",
                     traceback=traceback.format_exc(limit=5))
@@ -118,6 +149,18 @@ def run_variant(base_model, tokenizer, data: list[Conversation], variant: Varian
         del model
     out_dir.mkdir(parents=True, exist_ok=True)
     return {**runs.finish(out_dir, card), "path": str(out_dir)}
+
+
+def probe_similarity(replies: list[dict], references: list[Conversation]) -> float | None:
+    """How close the probe replies come to the reference answers of the same prompts (the
+    share of words in common, 0..1, `lab.textdiff.similarity`), averaged; None without any.
+
+    >>> probe_similarity([{"prompt": "Hi", "reply": "Arr! Hello"}], [Conversation.single("Hi", "Arr! Hello")])
+    1.0
+    """
+    ref = {c.prompt: c.response for c in references if getattr(c, "response", None)}
+    pairs = [(p["reply"], ref[p["prompt"]]) for p in replies if p["prompt"] in ref]
+    return sum(similarity(r, a) for r, a in pairs) / len(pairs) if pairs else None
 
 
 class _Relay(Callback):

@@ -20,7 +20,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from .queue import Variant, epoch_sweep, loss_ablation, lr_sweep, noise_sweep, size_sweep
+from .queue import (Variant, epoch_sweep, loss_ablation, lr_sweep, noise_sweep, size_ladder, size_sweep,
+                    with_seeds)
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,8 @@ class Kind:
 
 KINDS: dict[str, Kind] = {
     "baseline": Kind("Data as it is (baseline)", "no values: one run on the data as it is", "", False),
+    "ladder": Kind("How many examples do I need (4, 8, 16, ..., all)",
+                   "no values: subsamples of 4, 8, 16, ... examples and all of them", "", False),
     "subsample": Kind("Subsample N examples", "example counts, e.g. 10, 20, 40", "10, 20, 40"),
     "shuffle_responses": Kind("Shuffled responses (fraction)",
                               "fractions 0-1 of examples given another example's response",
@@ -76,13 +79,25 @@ def _numbers(kind: str, text: str, cast, ok, need: str) -> list:
     return list(dict.fromkeys(out))
 
 
-def make_variants(kind: str, text: str = "", *, tags: list[str] = ()) -> list[Variant]:
-    """The variants for one experiment; `tags` are the categories the data has (for drop_tag)."""
+def make_variants(kind: str, text: str = "", *, tags: list[str] = (), n_examples: int = 0,
+                  seeds: int = 1) -> list[Variant]:
+    """The variants for one experiment; `tags` are the categories the data has (for drop_tag),
+    `n_examples` how many examples it has (for the ladder); each repeated over `seeds` seeds."""
+    if seeds < 1:
+        raise ValueError(f"seeds: {seeds} is not a number of runs per variant (1 or more)")
+    return with_seeds(_variants(kind, text, tags, n_examples), seeds)
+
+
+def _variants(kind: str, text: str, tags, n_examples: int) -> list[Variant]:
     if kind not in KINDS:
         raise ValueError(f"unknown kind of variant {kind!r}; choose from {', '.join(KINDS)}")
     if not KINDS[kind].values:
         if split_values(text):
             raise ValueError(f"{KINDS[kind].label} takes no values; clear the box")
+        if kind == "ladder":
+            if n_examples < 5:
+                raise ValueError(f"how many examples: the data has {n_examples}; a ladder needs more than 4")
+            return size_ladder(n_examples)
         return [Variant("baseline")] if kind == "baseline" else loss_ablation()
     if kind == "subsample":
         return size_sweep(_numbers(kind, text, int, lambda n: n >= 1, "a whole number of examples >= 1"))
