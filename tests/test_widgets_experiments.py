@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from lab.experiments.plots import nll_table_rows, overlay_losses, run_name
+from lab.experiments.plots import group_rows, nll_table_rows, overlay_losses, run_name
 from lab.generate import GenConfig
 from lab.records import Conversation
 from lab.train import StepInfo, TrainConfig
@@ -65,7 +65,7 @@ def test_nll_table_rows_marks_the_best_and_keeps_failures():
 
 def test_make_variants_for_every_kind_and_clear_errors():
     assert set(KINDS) == {"baseline", "subsample", "shuffle_responses", "corrupt_responses", "duplicate",
-                          "drop_tag", "loss", "epochs", "lr"}
+                          "drop_tag", "loss", "epochs", "lr", "ladder"}
     assert [v.name for v in make_variants("baseline")] == ["baseline"]
     assert [v.config for v in make_variants("loss")] == [{}, {"completion_only": False}]
     assert [(v.transform, v.arg) for v in make_variants("corrupt_responses", "0.5")] == [("corrupt_responses", 0.5)]
@@ -218,3 +218,32 @@ def test_live_data_callable_tags_hint_and_throttled_redraws(session, tmp_path):
         v._on_step("drop_tag/drop=even", StepInfo(i + 1, 200, 0.1, 2.0, 1e-4, 10, 100.0, 0.1, 1.0))
     assert 1 <= len(redraws) <= 2
     assert v.status_rows[0]["step"] in range(1, 201)
+
+
+def test_seed_bands_and_the_size_ladder(session, tmp_path):
+    """Repeated over seeds, a variant draws one mean line with a min-max band and a row with
+    its spread; the ladder runs 4, 8, ... examples and plots NLL against size."""
+    data = [Conversation.single(f"q{i}", f"answer number {i} is here", tags=("odd" if i % 2 else "even",))
+            for i in range(10)]
+    v = view(session, tmp_path, data=data, config=TrainConfig(max_steps=1, batch_size=4))
+    v.seeds.value = 2
+    add(v, "ladder", "", "sizes")
+    assert [r["run"] for r in v.status_rows] == ["sizes/n=4 s0", "sizes/n=4 s1", "sizes/n=8 s0", "sizes/n=8 s1",
+                                               "sizes/n=10 s0", "sizes/n=10 s1"]
+    v.run_button.click()
+    v.wait(180)
+    assert [r["status"] for r in v.status_rows] == ["done"] * 6
+    traces = [t.name for t in v.figure.data]
+    assert traces.count("sizes/n=4 (min-max)") == 1 and "sizes/n=4 (mean of 2 seeds)" in traces
+    assert "sftlab-exp-group-table" in v.nll_html.value and "min-max" in v.nll_html.value
+    rows = group_rows(v.cards)
+    assert [(r["variant"], r["runs"], r["examples"]) for r in rows] == [("sizes/n=4", 2, 4), ("sizes/n=8", 2, 8),
+                                                                       ("sizes/n=10", 2, 10)]
+    assert sum(r["best"] for r in rows) == 1 and all(r["eval_nll"]["n"] == 2 for r in rows)
+    v.show.value = "sizes"  # one experiment that is a ladder: the size plot shows
+    assert v.ladder_box.layout.display == "" and list(v.ladder.data[1].x) == [4, 8, 10]
+    assert v.ladder.layout.xaxis.type == "log"
+    v.show.value = "all experiments"
+    assert v.ladder_box.layout.display == "none"
+    with pytest.raises(ValueError, match="seeds"):
+        v.add("baseline", "", "x", seeds=0)

@@ -97,6 +97,33 @@ def nll_table(rows: list[dict], reply_chars: int = 60) -> str:
     return "".join(out)
 
 
+def group_table(rows: list[dict]) -> str:
+    """Rows from `lab.experiments.plots.group_rows`: each variant over its seeds, held-out NLL
+    as mean, sd and min-max, and whether its range overlaps the best variant's."""
+    if not rows:
+        return ""
+    out = ['<div class="sftlab-exp-scroll"><table class="sftlab-exp-table sftlab-exp-group-table"><tr>'
+           '<th>variant</th><th>runs</th><th>examples</th>'
+           '<th title="mean over the seeds (lower is better)">held-out NLL</th><th>sd</th><th>min-max</th>'
+           '<th title="words the probe replies share with the references">probe similarity</th><th>verdict</th></tr>']
+    for r in rows:
+        nll, sim = r["eval_nll"], r["probe_similarity"]
+        verdict = ("lowest mean" if r["best"] else "overlaps the best: may be noise" if r["overlaps_best"]
+                   else "clearly worse" if nll else "—")
+        cls = ' class="sftlab-best"' if r["best"] else ' class="sftlab-muted"' if r["overlaps_best"] else ""
+        span = f"{nll['min']:.3f}-{nll['max']:.3f}" if nll else "—"
+        out.append(f'<tr data-variant="{_e(r["variant"], quote=True)}"><td>{_e(r["variant"])}</td>'
+                   f'<td class="sftlab-num">{r["runs"]}</td><td class="sftlab-num">{_num(r["examples"])}</td>'
+                   f'<td class="sftlab-num">{_num(nll["mean"]) if nll else "—"}</td>'
+                   f'<td class="sftlab-num">{_num(nll["sd"]) if nll else "—"}</td>'
+                   f'<td class="sftlab-num">{span}</td>'
+                   f'<td class="sftlab-num">{_num(sim["mean"]) if sim else "—"}</td><td{cls}>{verdict}</td></tr>')
+    out.append('</table></div><p class="sftlab-muted">Each variant over its seeds. A variant whose '
+               "min-max range overlaps the best one's is not shown to be worse: one seed could rank "
+               "them the other way round.</p>")
+    return "".join(out)
+
+
 def diff_html(pieces: list[tuple[str, str]]) -> str:
     """A word diff (`lab.textdiff.word_diff`) as text with <del> and <ins>.
 

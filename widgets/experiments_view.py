@@ -24,7 +24,8 @@ import ipywidgets as w
 import plotly.graph_objects as go
 
 from lab.dataio import parse_record
-from lab.experiments.plots import is_full_sequence, nll_table_rows, overlay_losses, run_name
+from lab.experiments.plots import (group_name, group_rows, is_full_sequence, ladder_figure, nll_table_rows,
+                                   overlay_losses, run_name)
 from lab.experiments import Queue, load_cards, load_curve, slug
 from lab.generate import GenConfig
 from lab.records import Conversation
@@ -91,6 +92,7 @@ class ExperimentsView(w.VBox):
         self._cards: dict[str, dict] = {}      # run name -> card (finished runs, oldest first)
         self._order: list[str] = []            # every run name, in the order first seen
         self._exp: dict[str, str] = {}         # run name -> its experiment
+        self._group: dict[str, str] = {}       # run name -> its variant (the same over seeds)
         self._curves: dict[str, list[dict]] = {}
         self._progress: dict[str, StepInfo] = {}
         self._jobs: dict = {}                  # run name -> lab.experiments.Job of this view
@@ -122,6 +124,10 @@ class ExperimentsView(w.VBox):
                           "sftlab-exp-params")
         self.experiment = cls(w.Text(value="", **_WIDE, description="Experiment", placeholder="name (default: the kind)",
                                      layout=w.Layout(width="280px")), "sftlab-exp-name")
+        self.seeds = cls(w.BoundedIntText(value=1, min=1, max=10, **_WIDE, description="Seeds",
+                                          tooltip="runs per variant, each with another seed: is a difference "
+                                                  "real or noise?", layout=w.Layout(width="130px")),
+                         "sftlab-exp-seeds")
         self.hint = cls(w.HTML(), "sftlab-exp-hint")
         self.add_button = cls(w.Button(description="Add to queue", icon="plus", layout=w.Layout(width="auto")),
                               "sftlab-exp-add")
@@ -135,6 +141,8 @@ class ExperimentsView(w.VBox):
                                    layout=w.Layout(width="340px")), "sftlab-exp-show")
         self.status_html = cls(w.HTML(), "sftlab-exp-status")
         self.figure = go.FigureWidget(overlay_losses({}))
+        self.ladder = go.FigureWidget(ladder_figure([]))
+        self.ladder_box = cls(w.Box([self.ladder], layout=w.Layout(display="none")), "sftlab-exp-ladder")
         self.nll_html = cls(w.HTML(), "sftlab-exp-nll")
         self.comparison = RunComparison(
             self.probes, self._show_error,
@@ -153,9 +161,9 @@ class ExperimentsView(w.VBox):
         overlay = w.Box([self.figure])
         overlay.add_class("sftlab-exp-overlay")
         return [self.header,
-                w.HBox([self.kind, self.params, self.experiment, self.add_button]), self.hint,
+                w.HBox([self.kind, self.params, self.experiment, self.seeds, self.add_button]), self.hint,
                 w.HBox([self.run_button, self.stop_button, self.message]), self.busy_html, self.error,
-                self.show, self.status_html, overlay, self.nll_html, self.comparison]
+                self.show, self.status_html, overlay, self.ladder_box, self.nll_html, self.comparison]
 
     # -- inputs -----------------------------------------------------------------------------
     def data(self) -> list[Conversation]:
@@ -204,15 +212,17 @@ class ExperimentsView(w.VBox):
             fn()
 
     def add(self, kind: str | None = None, values: str | None = None,
-            experiment: str | None = None) -> list[str]:
-        """Queue the runs of one experiment (default: what the widgets show); return run names."""
+            experiment: str | None = None, seeds: int | None = None) -> list[str]:
+        """Queue the runs of one experiment (default: what the widgets show), each variant over
+        `seeds` seeds; return run names."""
         kind = kind or self.kind.value
         values = self.params.value if values is None else values
         name = (experiment if experiment is not None else self.experiment.value).strip() or kind
         data = self.data()
         if not data:
             raise ValueError("there are no training examples yet: add some first")
-        variants = make_variants(kind, values, tags=data_tags(data))
+        variants = make_variants(kind, values, tags=data_tags(data), n_examples=len(data),
+                                 seeds=self.seeds.value if seeds is None else seeds)
         for v in variants:  # fail now, not minutes into the queue
             if not v.apply(data):
                 raise ValueError(f"variant {v.name} leaves no training examples")
@@ -220,10 +230,11 @@ class ExperimentsView(w.VBox):
         jobs = self.queue.submit(exp, data, variants)
         names = [f"{exp}/{v.name}" for v in variants]
         with self._lock:
-            for n, job in zip(names, jobs):
+            for n, job, v in zip(names, jobs, variants):
                 self._jobs[n] = job
                 self._order.append(n)
                 self._exp[n] = exp
+                self._group[n] = f"{exp}/{v.group or v.name}"
         renamed = f" (renamed from '{name}', which has runs already)" if exp != name else ""
         self.message.value = (f"Queued {len(names)} run{'s' * (len(names) != 1)} of experiment "
                               f"'{H._e(exp)}'{H._e(renamed)}: {H._e(', '.join(v.name for v in variants))}. "
@@ -350,6 +361,7 @@ class ExperimentsView(w.VBox):
             if name not in self._order:
                 self._order.append(name)
                 self._exp[name] = str(card["experiment"])
+                self._group[name] = group_name(card)
             if name not in self._cards:
                 self._cards[name] = card
                 self._curves[name] = load_curve(card["path"])
@@ -389,11 +401,22 @@ class ExperimentsView(w.VBox):
             self.status_html.value = H.status_table(self.status_rows)
             curves = {n: self._curves[n] for n in self._order if n in self._curves and self._visible(n)}
             dashed = [n for n, c in self._cards.items() if is_full_sequence(c)]
-            _sync_figure(self.figure, overlay_losses(curves, dashed=dashed))
+            groups: dict[str, list[str]] = {}
+            for n in curves:
+                groups.setdefault(self._group.get(n, n), []).append(n)
+            _sync_figure(self.figure, overlay_losses(curves, dashed=dashed, groups=groups))
             if not tables:
                 return
             visible = [c for n, c in self._cards.items() if self._visible(n)]
-            self.nll_html.value = H.nll_table(nll_table_rows(visible), self.reply_chars)
+            seeded = any(len(v) > 1 for v in groups.values())
+            self.nll_html.value = ((H.group_table(group_rows(visible)) if seeded else "")
+                                   + H.nll_table(nll_table_rows(visible), self.reply_chars))
+            sizes = {c.get("n_examples") for c in visible if (c.get("variant") or {}).get("transform") == "subsample"}
+            ladder = self.show.value != ALL and len(sizes) >= 3 and all(
+                (c.get("variant") or {}).get("transform") == "subsample" for c in visible)
+            self.ladder_box.layout.display = "" if ladder else "none"
+            if ladder:
+                _sync_figure(self.ladder, ladder_figure(visible))
             self._update_choices()
 
     def _update_choices(self) -> None:
