@@ -176,6 +176,17 @@ def cmd_train(args) -> int:
     return 0
 
 
+def cmd_report(args) -> int:
+    from .report import report
+
+    try:
+        out = report(args.path, args.out)
+    except FileNotFoundError as err:
+        return _err(str(err))
+    print(out)
+    return 0
+
+
 def cmd_learned(args) -> int:
     from .learned import learned
     from .models import load_model
@@ -419,6 +430,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("run", help="a run folder (with model/) or a model folder")
     s.add_argument("out", help="folder to write model.gguf and Modelfile into")
     s.add_argument("--dtype", choices=("f16", "f32"), default="f16", help="weights' number format")
+
+    s = _command(sub, "report", "one self-contained HTML file about a run or an experiment (opens offline)",
+                 cmd_report)
+    s.add_argument("path", help="a run folder, or an experiment folder holding runs")
+    s.add_argument("out", help="the HTML file to write")
 
     s = _command(sub, "workshop", "write the learner edition of the workshop notebooks (solutions and "
                  "answer keys removed, outputs cleared)", cmd_workshop)

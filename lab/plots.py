@@ -90,7 +90,7 @@ def timeline_figure(points: Iterable[dict] = (), total_steps: int | None = None)
     fig.update_layout(**_LAYOUT, title=dict(text="At the timeline points: NLL per token", font=dict(size=13)),
                       xaxis_title="optimiser step", yaxis_title="NLL", yaxis_rangemode="tozero")
     if total_steps:
-        fig.update_xaxes(range=[-0.5, total_steps + 0.5])
+        fig.update_xaxes(range=[-0.5, total_steps + 0.5], dtick=1 if total_steps <= 12 else None)
     return fig
 
 

@@ -10,6 +10,8 @@ A run folder holds, in the order they are written:
     model/          the tuned weights, an HF folder (swapped in atomically)
     run.json        the run card, written last: a folder without it is an interrupted run
     replies.json    replies of the tuned model recorded later (prompt -> reply), optional
+    influence.jsonl which training examples pushed a reply (`lab.influence`), one line per
+                    explained reply, optional
 
 The card (`run.json`) is one flat JSON object; every reader goes through `read_card`:
 `name`, `path`, `status` (done | stopped | failed | interrupted | running), `model`,
@@ -38,6 +40,7 @@ from .atomic import normal_permissions, write_json, write_jsonl
 
 CARD, CONFIG, DATASET, METRICS = "run.json", "config.json", "dataset.jsonl", "metrics.jsonl"
 TIMELINE, MODEL, REPLIES, RUNNING = "timeline.jsonl", "model", "replies.json", ".running"
+INFLUENCE = "influence.jsonl"
 
 
 class RunExists(FileExistsError):
@@ -94,7 +97,7 @@ def prepare(out_dir: str | Path, *, overwrite: bool = False) -> Path:
     check_free(out, overwrite=overwrite)
     if out.is_dir():
         for child in out.iterdir():
-            stale = child.name.startswith(".") or child.name in (CARD, METRICS, TIMELINE, REPLIES)
+            stale = child.name.startswith(".") or child.name in (CARD, METRICS, TIMELINE, REPLIES, INFLUENCE)
             if stale or (overwrite and child.name == MODEL):
                 shutil.rmtree(child) if child.is_dir() else child.unlink()
     out.mkdir(parents=True, exist_ok=True)

@@ -3,24 +3,21 @@
 Parsing (`lab.dataio`) already refuses malformed records; this finds records that are well
 formed but suspect (empty text, duplicates, contradictions, too long for `max_length`, replies
 marked undesirable, tool turns the chat template cannot show) and summarises the dataset.
-`Report.brief()` says it all in one line, for the trainer's stderr and the widgets' messages. Messages count examples from 1, as a person does, and add the file
+`Report.brief()` says it all in one line, for the trainer's stderr and the widgets' messages.
+Messages count examples from 1, as a person does, and add the file
 line when the record came from a file; `Issue.index` is the 0-based position, for code.
 
->>> from collections import Counter
-
-from lab.masks import TemplateError, encode, text_ids
-from lab.records import Conversation, Record, TextRecord
+>>> from lab.records import Conversation
 >>> report = check_dataset([Conversation.single("2+2?", "4"), Conversation.single("2+2?", "4")])
 >>> report.ok, [w.message for w in report.warnings]
 (True, ['example 2 duplicates example 1 (same prompt and response)'])
 """
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from statistics import mean
-
-from collections import Counter
 
 from lab.masks import TemplateError, encode, text_ids
 from lab.records import Conversation, Record, TextRecord
