@@ -243,6 +243,10 @@ def test_seed_bands_and_the_size_ladder(session, tmp_path):
     v.show.value = "sizes"  # one experiment that is a ladder: the size plot shows
     assert v.ladder_box.layout.display == "" and list(v.ladder.data[1].x) == [4, 8, 10]
     assert v.ladder.layout.xaxis.type == "log"
+    v.report_button.click()  # the report of the experiment shown, beside its runs
+    assert v.error.value == "" and (tmp_path / "sizes" / "report.html").is_file()
+    page = (tmp_path / "sizes" / "report.html").read_text()
+    assert "Experiment: sizes" in page and "Variants over their seeds" in page and ("overlaps" in page or "worse" in page)
     v.show.value = "all experiments"
     assert v.ladder_box.layout.display == "none"
     with pytest.raises(ValueError, match="seeds"):

@@ -225,6 +225,8 @@ def test_history_after_a_restart(session, tmp_path):
     assert q.run_choice == q.stored[0]["path"] and q.tuned_run == ""
     q.load_run_clicks += 1
     assert q.error == "" and q.tuned_run == run.name and fresh.current.name == run.name
+    q.report_clicks += 1
+    assert q.error == "" and "Report written" in q.message and (session.runs_dir / run.name / "report.html").is_file()
     assert all(torch.equal(t, tuned[n]) for n, t in fresh.tuned.named_parameters())
 
 

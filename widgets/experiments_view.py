@@ -29,6 +29,7 @@ from lab.experiments.plots import (group_name, group_rows, is_full_sequence, lad
 from lab.experiments import Queue, load_cards, load_curve, slug
 from lab.generate import GenConfig
 from lab.records import Conversation
+from lab.report import report
 from lab.train import StepInfo, TrainConfig
 from lab.experiments.specs import KINDS, make_variants
 from lab.experiments.variants import tags as data_tags
@@ -134,6 +135,8 @@ class ExperimentsView(w.VBox):
         self.run_button = cls(w.Button(description="Run queue", icon="play", button_style="primary"),
                               "sftlab-exp-run")
         self.stop_button = cls(w.Button(description="Stop", icon="stop", disabled=True), "sftlab-exp-stop")
+        self.report_button = cls(w.Button(description="Report", icon="file", tooltip="one HTML file about the "
+                                          "experiment shown (all experiments: the runs folder)"), "sftlab-exp-report")
         self.message = cls(w.HTML(), "sftlab-exp-message")
         self.busy_html = cls(w.HTML(), "sftlab-exp-busy")
         self.error = cls(w.HTML(), "sftlab-exp-error")
@@ -155,6 +158,7 @@ class ExperimentsView(w.VBox):
         self.add_button.on_click(lambda _: self._action(self.add))
         self.run_button.on_click(lambda _: self._action(self.run))
         self.stop_button.on_click(lambda _: self._action(self.stop))
+        self.report_button.on_click(lambda _: self._action(self.write_report))
         self._on_kind({"old": None, "new": self.kind.value})
 
     def _children(self) -> list:
@@ -162,7 +166,8 @@ class ExperimentsView(w.VBox):
         overlay.add_class("sftlab-exp-overlay")
         return [self.header,
                 w.HBox([self.kind, self.params, self.experiment, self.seeds, self.add_button]), self.hint,
-                w.HBox([self.run_button, self.stop_button, self.message]), self.busy_html, self.error,
+                w.HBox([self.run_button, self.stop_button, self.report_button, self.message]), self.busy_html,
+                self.error,
                 self.show, self.status_html, overlay, self.ladder_box, self.nll_html, self.comparison]
 
     # -- inputs -----------------------------------------------------------------------------
@@ -288,6 +293,14 @@ class ExperimentsView(w.VBox):
         self._stopping = True
         self.queue.stop()
         self.message.value = "Stopping after the current step…"
+
+    def write_report(self) -> Path:
+        """Write the one-file HTML report (`lab.report`) of the experiment shown, or of the
+        whole runs folder, beside its runs."""
+        folder = self.runs_dir if self.show.value == ALL else self.runs_dir / slug(self.show.value)
+        out = report(folder, folder / "report.html")
+        self.message.value = f"Report written: {H._e(str(out))} (one file; opens offline in any browser)."
+        return out
 
     @property
     def running(self) -> bool:

@@ -12,12 +12,14 @@ and summary, and any stored run can be loaded back as the tuned model.
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 
 import anywidget
 import plotly.graph_objects as go
 import traitlets as t
 
 from lab import plots, runs, timeline
+from lab.report import report
 from lab.config import TrainConfig, eval_every_for, problems
 from lab.estimate import describe, duration, estimate
 from lab.generate import GenConfig
@@ -87,6 +89,7 @@ class TrainPanel(anywidget.AnyWidget):
     stop_clicks = t.Int(0, help="incremented by the 'Stop' button").tag(sync=True)
     reset_clicks = t.Int(0, help="incremented by the 'Reset to base' button").tag(sync=True)
     load_run_clicks = t.Int(0, help="incremented by the 'Load as tuned' button").tag(sync=True)
+    report_clicks = t.Int(0, help="incremented by the 'Report' button").tag(sync=True)
     chart = anywidget.WidgetTrait().tag(sync=True)
     timeline_chart = anywidget.WidgetTrait().tag(sync=True)
     session = t.Instance(Session, allow_none=True, help="the lab session trained (not synced)")
@@ -113,6 +116,7 @@ class TrainPanel(anywidget.AnyWidget):
         self.observe(lambda _: self._act(self.stop), "stop_clicks")
         self.observe(lambda _: self._act(self.reset), "reset_clicks")
         self.observe(lambda _: self._act(lambda: self.load_run(self.run_choice)), "load_run_clicks")
+        self.observe(lambda _: self._act(lambda: self.write_report(self.run_choice)), "report_clicks")
         self.session = session
         self.set_probes(probes)
         self.refresh_estimate()
@@ -221,6 +225,14 @@ class TrainPanel(anywidget.AnyWidget):
         self.state = "idle"
         self.message = (f"Loaded run {card['name']} as the tuned model ({runs.summary_line(card)}). "
                         "Compare it with the base model in the Compare tab.")
+
+    def write_report(self, run: str) -> Path:
+        """Write the stored run's one-file HTML report (`lab.report`) into its folder."""
+        if not run:
+            raise ValueError("pick a stored run first")
+        out = report(run, Path(run) / "report.html")
+        self.message = f"Report written: {out} (one file; opens offline in any browser)."
+        return out
 
     def wait(self, timeout: float | None = None) -> Run | None:
         """Block until the background job ends; return the run, or raise if it failed."""

@@ -58,6 +58,10 @@ function render({ model, el, host }) {
     model.set("run_choice", runSelect.value);
     click("load_run_clicks");
   }, title: "Make this run's saved model the tuned model (to compare it, or to train it further)" }, "Load as tuned");
+  const reportButton = h("button", { class: "sftlab-button sftlab-report", onclick: () => {
+    model.set("run_choice", runSelect.value);
+    click("report_clicks");
+  }, title: "Write this run's report: one HTML file with its data, settings, curves, timeline and replies" }, "Report");
   const tuned = h("span", { class: "sftlab-tuned-run" });
   const stop = button("sftlab-stop", "Stop", "stop_clicks", "End the run after the current step; the model keeps what it learned");
   const reset = button("sftlab-reset", "Reset to base", "reset_clicks", "Forget all training: the tuned model becomes the base model again");
@@ -82,7 +86,7 @@ function render({ model, el, host }) {
     busy, confirm,
     h("div", { class: "sftlab-progress-row" }, bar, barText),
     error, message, h("div", { class: "sftlab-charts" }, chart, timelineChart), forgetting, samples,
-    h("div", { class: "sftlab-toolbar sftlab-runs" }, h("label", {}, "Stored runs ", runSelect), loadRun, tuned));
+    h("div", { class: "sftlab-toolbar sftlab-runs" }, h("label", {}, "Stored runs ", runSelect), loadRun, reportButton, tuned));
   keepKeys(el);
 
   function drawSettings() {
@@ -110,6 +114,7 @@ function render({ model, el, host }) {
     load.disabled = working || !!other;
     reset.disabled = working || !!other;
     loadRun.disabled = working || !!other || !runSelect.value;
+    reportButton.disabled = !runSelect.value;
     stop.disabled = s !== "training";
     busy.textContent = other;
     busy.hidden = !other;
