@@ -240,12 +240,17 @@ class Session:
             probes = [p if isinstance(p, Conversation) else Conversation.single(p) for p in probes]
             recorder = None
             if timeline is not None and timeline.points > 0:
-                meter = self.meter() if timeline.retention else None
-                recorder = Timeline(self.tuned, self.tokenizer, probes, timeline, out_dir=out, meter=meter,
-                                    base_answers=self.base_answers() if meter else None, on_point=on_point)
+                # from the base model unchanged: step 0 (and the base answers) wait for the first step
+                recorder = Timeline(self.tuned, self.tokenizer, probes, timeline, out_dir=out,
+                                    meter=self.meter() if timeline.retention else None,
+                                    base_answers=self._base_answers, answers_model=self.base,
+                                    start_model=self.base if self.current is None else None,
+                                    on_point=on_point)
             result = train(self.tuned, self.tokenizer, data, cfg, eval_data=eval_data,
                            callbacks=[*callbacks, *([recorder] if recorder else [])], stop=self._stop,
                            out_dir=out)
+            if recorder is not None and recorder.base_answers is not None:
+                self._base_answers = recorder.base_answers  # decoded once per session
             if not result.steps:
                 return None
             run = Run(name=out.name if out else name, config=cfg, result=result, n_examples=len(data),
@@ -261,13 +266,6 @@ class Session:
         if self._meter is None:
             self._meter = Meter(self.tokenizer)
         return self._meter
-
-    def base_answers(self) -> dict:
-        """The base model's answers to the retention questions (decoded once per session)."""
-        if self._base_answers is None:
-            with self.job("checking the base model's answers"):
-                self._base_answers = self.meter().answers(self.base)
-        return self._base_answers
 
     def record_replies(self, replies: dict[str, str]) -> None:
         """Remember the tuned model's replies as those of the run it holds (kept in that run's

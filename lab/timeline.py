@@ -12,6 +12,10 @@ joined again), so their replies are exactly the base and tuned replies of a comp
 same settings; points in between see the weights the run computes with (bf16 where the
 hardware has it), which may change a token here and there.
 
+When the run starts from an unchanged copy of a model it keeps (`start_model`, the session's
+base model), step 0 is taken from that copy right after the first step: the first loss point
+does not wait for the timeline.
+
 >>> point_steps(10, 6)
 [0, 2, 4, 6, 8, 10]
 >>> point_steps(3, 6), point_steps(40, 2), point_steps(40, 0)
@@ -56,9 +60,12 @@ class Timeline(Callback):
 
     def __init__(self, model, tokenizer, probes: list[Conversation], cfg: TimelineConfig | None = None,
                  *, out_dir: str | Path | None = None, meter: Meter | None = None,
-                 base_answers: dict | None = None, on_point: Callable[[dict], None] | None = None):
-        """`base_answers`: the base model's `Meter.answers`, when known (else the model's at step
-        0 are taken); the last point compares the tuned model's answers with them."""
+                 base_answers: dict | None = None, answers_model=None, start_model=None,
+                 on_point: Callable[[dict], None] | None = None):
+        """`base_answers`: the base model's `Meter.answers` when known, else they are taken from
+        `answers_model` (default: the model at step 0); the last point compares the tuned
+        model's answers with them. `start_model`: a model equal to the run's starting weights
+        that training leaves alone (see the module's docstring)."""
         self.model, self.tokenizer = model, tokenizer
         self.cfg = cfg or TimelineConfig()
         self.probes = [p if isinstance(p, Conversation) else Conversation.single(p)
@@ -69,18 +76,30 @@ class Timeline(Callback):
         self.out_dir = Path(out_dir) if out_dir else None
         self.on_point = on_point
         self.base_answers = base_answers
+        self.answers_model, self.start_model = answers_model, start_model
+        self._deferred = False  # step 0 still to take, from start_model
         self.points: list[dict] = []
         self.steps: list[int] = []
         self._scored = [(i, encode(p, tokenizer, 512)) for i, p in enumerate(self.probes) if p.response]
 
     def on_start(self, total_steps: int, n_examples: int) -> None:
         self.steps = point_steps(total_steps, self.cfg.points)
+        if self.start_model is not None:
+            self._deferred = bool(self.steps)
+        else:
+            self._start(self.model)
+
+    def _start(self, model) -> None:
+        """The base answers (when the meter needs them) and step 0, from `model`."""
         if self.meter is not None and self.steps and self.base_answers is None:
-            self.base_answers = self.meter.answers(self.model)
+            self.base_answers = self.meter.answers(self.answers_model or model)
         if self.steps and self.steps[0] == 0:
-            self.record(0)
+            self.record(0, model=model)
 
     def on_step(self, info: StepInfo) -> None:
+        if self._deferred:
+            self._deferred = False
+            self._start(self.start_model)
         if info.step in self.steps and info.step != self.steps[-1]:
             self.record(info.step)
 
@@ -95,15 +114,16 @@ class Timeline(Callback):
         last = self.points[-1] if self.points else None
         return last.get("forgetting") if last else None
 
-    def record(self, step: int, final: bool = False) -> dict:
-        """Take one point now: replies, probe NLLs and the meter, for the model as it is; the
-        final point also checks the retention answers against the base model's."""
+    def record(self, step: int, final: bool = False, model=None) -> dict:
+        """Take one point now: replies, probe NLLs and the meter, for the model as it is (or
+        `model`); the final point also checks the retention answers against the base model's."""
         t0 = time.perf_counter()
+        model = model if model is not None else self.model
         gen = GenConfig(max_new_tokens=self.cfg.max_new_tokens, batch_size=len(self.probes) or 1)
-        replies = generate(self.model, self.tokenizer, self.probes, gen) if self.probes else []
+        replies = generate(model, self.tokenizer, self.probes, gen) if self.probes else []
         nll: list[float | None] = [None] * len(self.probes)
         if self._scored:
-            scores = score_encoded(self.model, [e for _, e in self._scored], self.tokenizer.pad_token_id)
+            scores = score_encoded(model, [e for _, e in self._scored], self.tokenizer.pad_token_id)
             for (i, _), value in zip(self._scored, scores.per_example):
                 nll[i] = value
         row = {"step": step, "prompts": [p.prompt for p in self.probes], "replies": replies,
@@ -111,9 +131,9 @@ class Timeline(Callback):
         scored = [v for v in nll if v is not None]
         row["mean_probe_nll"] = sum(scored) / len(scored) if scored else None
         if self.meter is not None:
-            row["retention"] = self.meter.nll(self.model)
+            row["retention"] = self.meter.nll(model)
             if final and self.base_answers is not None:
-                row["forgetting"] = self.meter.report(self.base_answers, self.meter.answers(self.model))
+                row["forgetting"] = self.meter.report(self.base_answers, self.meter.answers(model))
         row["seconds"] = time.perf_counter() - t0
         self.points.append(row)
         if self.out_dir is not None:

@@ -182,3 +182,27 @@ def test_cli_learned_and_timeline(tiny, tmp_path):
                              capture_output=True, text=True)
     assert refused.returncode == 2 and refused.stderr.count("\n") == 1
     assert "bad.jsonl, line 2" in refused.stderr and not (tmp_path / "r2").exists()
+
+
+def test_step_0_waits_for_the_first_step_when_the_start_is_kept(tmp_path):
+    """From the session's base model, the first loss point comes before step 0 is recorded
+    (taken from the untouched base copy, so it is the same point)."""
+    from lab.session import Session
+
+    s = Session("tiny-random", runs_dir=tmp_path)
+    events = []
+
+    class Steps(Callback):
+        def on_step(self, info):
+            events.append(("step", info.step))
+
+    base_replies = generate(s.base, s.tokenizer, PROBES, GenConfig(max_new_tokens=3))
+    run = s.train(DATA, CFG, callbacks=[Steps()], probes=PROBES,
+                  timeline=TimelineConfig(points=3, max_new_tokens=3, retention=True),
+                  on_point=lambda row: events.append(("point", row["step"])))
+    assert events[:3] == [("step", 1), ("point", 0), ("step", 2)]
+    assert [e for e in events if e[0] == "point"] == [("point", 0), ("point", 3), ("point", 6)]
+    assert run.timeline[0]["replies"] == base_replies
+    assert s._base_answers is not None and run.forgetting["questions"] == 30
+    second = s.train(DATA, CFG, probes=PROBES, timeline=TimelineConfig(points=2, max_new_tokens=3))
+    assert second.timeline[0]["step"] == 0  # continuing from the tuned model: step 0 taken at once

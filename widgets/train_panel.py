@@ -302,8 +302,6 @@ class TrainPanel(anywidget.AnyWidget):
         live = _Live(self, session)
         tl = (TimelineConfig(points=self.timeline_points, retention=self.forgetting_meter)
               if self.timeline_points > 0 else None)
-        if tl is not None and self.forgetting_meter and session._base_answers is None:
-            self.message = "Checking the base model's answers to the retention questions…"
         self.run = run = session.train(data, cfg, callbacks=[live], save=self._save, probes=self._probes,
                                        timeline=tl, on_point=live.on_point)
         self.forgetting = run.forgetting or {} if run else {}
