@@ -64,6 +64,26 @@ class _Densify(torch.autograd.Function):
         return grad.to_dense()
 
 
+def test_linear_gradcheck_and_in_place_weight_gradients():
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, 4, **F64, requires_grad=True)
+    w = torch.randn(5, 4, **F64, requires_grad=True)
+    assert gradcheck(llama.LinearFunction.apply, (x, w))
+    # with a .grad already there (training), the weight gradients are added into it in place
+    gate, up, down = (torch.randn(*shape, **F64, requires_grad=True) for shape in ((6, 4), (6, 4), (4, 6)))
+    g = torch.randn(2, 3, 4, **F64)
+    expected = torch.autograd.grad(llama.SwiGLU.apply(x, gate, up, down), (x, gate, up, down), g)
+    for wt in (gate, up, down, w):
+        wt.grad = torch.ones_like(wt)  # what training holds: a gradient to add into
+    llama.SwiGLU.apply(x, gate, up, down).backward(g)
+    for wt, e in zip((gate, up, down), expected[1:]):
+        torch.testing.assert_close(wt.grad, e + 1)
+    torch.testing.assert_close(x.grad, expected[0])
+    ones = torch.ones(2, 3, 5, **F64)
+    llama.LinearFunction.apply(x.detach(), w).backward(ones)
+    torch.testing.assert_close(w.grad, 1 + ones.flatten(0, 1).T @ x.detach().flatten(0, 1))
+
+
 def test_sparse_lookup_gradcheck_and_fp32_sums():
     torch.manual_seed(0)
     ids = torch.tensor([[1, 3, 3, 0], [3, 2, 1, 1]])

@@ -55,10 +55,44 @@ def inv_freq(cfg: Config) -> torch.Tensor:
     return 1.0 / theta ** (torch.arange(0, d, 2, dtype=torch.int64).float() / d)
 
 
+def _grad_in_place(weight: torch.Tensor, dtype: torch.dtype) -> bool:
+    """True when `weight`'s gradient can be added straight into its `.grad` by the backward
+    product: a leaf with a gradient of the compute dtype already there (in training, see
+    `precision.MasterWeights`). Only for `backward()`: `torch.autograd.grad` would not see it."""
+    return weight.is_leaf and weight.grad is not None and weight.grad.dtype == dtype
+
+
+def _add_weight_grad(weight: torch.Tensor, grad_out: torch.Tensor, x: torch.Tensor):
+    """d loss / d weight of `x @ weight.T`: added into `weight.grad` in place when it can be
+    (one product, no (out x in) temporary, no second pass to add it), else returned."""
+    g, a = grad_out.flatten(0, -2), x.flatten(0, -2)
+    if _grad_in_place(weight, g.dtype):
+        weight.grad.addmm_(g.T, a)
+        return None
+    return g.T @ a
+
+
+class LinearFunction(torch.autograd.Function):
+    """x @ weight.T whose weight gradient goes straight into `weight.grad` (`_add_weight_grad`):
+    what autograd would do with a temporary and an extra pass over the weight's size."""
+
+    @staticmethod
+    def forward(ctx, x, weight):
+        ctx.save_for_backward(x, weight)
+        return x @ weight.T
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        x, weight = ctx.saved_tensors
+        grad_x = grad_out @ weight if ctx.needs_input_grad[0] else None
+        return grad_x, _add_weight_grad(weight, grad_out, x)
+
+
 class Linear(nn.Module):
     """`nn.Linear` without its initialisation, which loading overwrites anyway and which, on the
     meta device, imports torch's compiler (about 2 s of start-up). Inside
-    `LlamaLM.packed_weights()` no-grad forwards use a oneDNN-packed copy of the weight."""
+    `LlamaLM.packed_weights()` no-grad forwards use a oneDNN-packed copy of the weight; in
+    training its gradient is added into `.grad` in place (`LinearFunction`)."""
 
     def __init__(self, n_in: int, n_out: int, bias: bool = False, device=None):
         super().__init__()
@@ -69,6 +103,9 @@ class Linear(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.packed is not None and not torch.is_grad_enabled():
             return torch_ops.packed_linear(x, self.packed, self.weight, self.bias)
+        if (self.bias is None and torch.is_grad_enabled() and self.weight.requires_grad
+                and _grad_in_place(self.weight, x.dtype)):
+            return LinearFunction.apply(x, self.weight)
         return F.linear(x, self.weight, self.bias)
 
 
@@ -301,12 +338,12 @@ class SwiGLU(torch.autograd.Function):
         x, w_gate, w_up, w_down, gate, up = ctx.saved_tensors
         act = F.silu(gate)
         grad_h = grad_out @ w_down                        # d out / d (act * up)
-        grad_w_down = grad_out.flatten(0, -2).T @ (act * up).flatten(0, -2)
+        grad_w_down = _add_weight_grad(w_down, grad_out, act * up)
         grad_up = grad_h * act
         grad_gate = torch_ops.silu_backward(grad_h * up, gate)  # one fused pass
         grad_x = grad_gate @ w_gate + grad_up @ w_up
-        grad_w_gate = grad_gate.flatten(0, -2).T @ x.flatten(0, -2)
-        grad_w_up = grad_up.flatten(0, -2).T @ x.flatten(0, -2)
+        grad_w_gate = _add_weight_grad(w_gate, grad_gate, x)
+        grad_w_up = _add_weight_grad(w_up, grad_up, x)
         return grad_x, grad_w_gate, grad_w_up, grad_w_down
 
 
