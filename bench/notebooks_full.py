@@ -49,6 +49,16 @@ def _cell_seconds(cell) -> float | None:
     return (parse(end) - parse(start)).total_seconds()
 
 
+def _without_widget_views(nb):
+    """The executed notebook without its live widgets' views (megabytes of state that only a
+    running kernel can use): each widget output keeps its one-line text form."""
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            out.get("data", {}).pop("application/vnd.jupyter.widget-view+json", None)
+    nb.metadata.pop("widgets", None)
+    return nb
+
+
 def run_notebook(path: Path, workdir: Path, executed: Path | None, seed: int = 0) -> dict:
     """Execute one notebook in `workdir` with `SFT_LAB_SEED=seed`; return its timing, outcome
     and the claims it checked."""
@@ -58,7 +68,6 @@ def run_notebook(path: Path, workdir: Path, executed: Path | None, seed: int = 0
     os.environ["SFT_LAB_SEED"] = str(seed)
     nb = nbformat.read(workdir / path.name, as_version=4)
     client = nbclient.NotebookClient(nb, timeout=CELL_TIMEOUT, kernel_name="python3",
-                                     store_widget_state=True,
                                      resources={"metadata": {"path": str(workdir)}})
     load0 = os.getloadavg()[0]
     t0 = time.perf_counter()
@@ -72,7 +81,7 @@ def run_notebook(path: Path, workdir: Path, executed: Path | None, seed: int = 0
     slowest = sorted(((s, i) for i, s in cells if s is not None), reverse=True)[:3]
     if executed is not None:
         executed.mkdir(parents=True, exist_ok=True)
-        nbformat.write(nb, executed / path.name)
+        nbformat.write(_without_widget_views(nb), executed / path.name)
     claims = [line for cell in nb.cells if cell.cell_type == "code" for out in cell.get("outputs", [])
               if out.get("output_type") == "stream" for line in out.get("text", "").splitlines()
               if line.startswith("checked: ")]
