@@ -141,7 +141,7 @@ def jupyter_server(tmp_path_factory):
     log = ARTIFACTS / "jupyter-server.log"
     port, token = _free_port(), secrets.token_hex(24)
     env = dict(os.environ,
-               SFT_LAB_FAST="1",
+               SFT_LAB_FAST=os.environ.get("SFT_LAB_BROWSER_FAST", "1"),  # 0: the default model
                JUPYTER_CONFIG_DIR=str(config_dir),
                JUPYTER_DATA_DIR=str(data_dir),
                JUPYTER_RUNTIME_DIR=str(runtime_dir),

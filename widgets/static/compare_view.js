@@ -196,7 +196,7 @@ function render({ model, el }) {
     timelineHead.textContent = parts.join(" · ");
     timelineTable.replaceChildren(h("thead", {}, h("tr", {}, h("th", { style: "width: 30%" }, "Probe"), h("th", {}, `Reply at step ${p.step}`))),
       h("tbody", {}, p.rows.map((r) => h("tr", { class: "sftlab-timeline-row" }, h("td", { class: "sftlab-prompt-cell" }, r.prompt),
-        h("td", { class: "sftlab-cell" }, ...(r.diff ? diffView(r.diff) : [h("div", { class: "sftlab-reply" }, r.reply || h("span", { class: "sftlab-pending" }, "(empty reply)"))]))))));
+        h("td", { class: "sftlab-cell" }, ...(r.diff && r.reply ? diffView(r.diff) : [h("div", { class: "sftlab-reply" }, r.reply || h("span", { class: "sftlab-pending" }, "(empty reply)"))]))))));
   }
   function drawState() {
     const p = model.get("progress");
