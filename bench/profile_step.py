@@ -6,7 +6,10 @@ operator's self CPU time is put in a group (matrix products, attention's softmax
 SwiGLU, rotary, the optimiser, copies and casts, the rest) and the groups are printed as a
 table and written to `bench/results/profile_step.json`.
 
-    python -m bench.profile_step [--steps 4] [--fp32]
+    python -m bench.profile_step [--steps 4] [--fp32] [--shapes 25]
+
+`--shapes N` also lists the N costliest (operator, input shapes) pairs: which tensors the
+copies and element-wise passes run over.
 """
 from __future__ import annotations
 
@@ -40,6 +43,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--steps", type=int, default=4, help="profiled steps (after 2 warm-up steps)")
     p.add_argument("--fp32", action="store_true", help="force the fp32 path (CPUs without native bf16)")
+    p.add_argument("--shapes", type=int, default=0, help="also list the N costliest (operator, shapes)")
     args = p.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import torch
@@ -62,7 +66,7 @@ def main() -> None:
         """Starts the profiler after the warm-up steps, stops it at the end."""
 
         def __init__(self):
-            self.prof = profile(activities=[ProfilerActivity.CPU], record_shapes=False)
+            self.prof = profile(activities=[ProfilerActivity.CPU], record_shapes=bool(args.shapes))
             self.started = None
             self.tokens = 0
 
@@ -94,6 +98,12 @@ def main() -> None:
     print("top operators:")
     for name, s in sorted(ops.items(), key=lambda kv: -kv[1])[:15]:
         print(f"  {name:44s} {s:7.2f} s  {100 * s / total:5.1f}%")
+    if args.shapes:
+        print("costliest (operator, input shapes):")
+        by_shape = sorted(prof.prof.key_averages(group_by_input_shape=True),
+                          key=lambda e: -e.self_cpu_time_total)
+        for e in [e for e in by_shape if not e.key.startswith("ProfilerStep")][:args.shapes]:
+            print(f"  {e.self_cpu_time_total / 1e6:7.2f} s  {e.count:6d}x  {e.key:28s} {str(e.input_shapes)[:90]}")
     from bench.train_vs_trl import RESULTS
     write_json(RESULTS / f"profile_step{'_fp32' if args.fp32 else ''}.json", {
         "date": time.strftime("%Y-%m-%d %H:%M"), "steps": args.steps, "tokens": prof.tokens,
