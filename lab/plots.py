@@ -87,8 +87,8 @@ def timeline_figure(points: Iterable[dict] = (), total_steps: int | None = None)
         traces.append(go.Scatter(x=[s for s, _ in pts], y=[v for _, v in pts], mode="lines+markers", name=name,
                                  line=dict(color=color, dash=dash), marker=dict(size=7)))
     fig = go.Figure(traces)
-    fig.update_layout(**_LAYOUT, title=dict(text="At the timeline points: NLL per token", font=dict(size=13)),
-                      xaxis_title="optimiser step", yaxis_title="NLL", yaxis_rangemode="tozero")
+    fig.update_layout(**_LAYOUT, title=dict(text="Timeline NLL", font=dict(size=13)),
+                      xaxis_title="optimiser step", yaxis_title="NLL per token", yaxis_rangemode="tozero")
     if total_steps:
         fig.update_xaxes(range=[-0.5, total_steps + 0.5], dtick=1 if total_steps <= 12 else None)
     return fig

@@ -448,7 +448,7 @@ def test_history_after_kernel_restart(jlab, tmp_path):
     base_before = reply_text(cmp_.locator("td.sftlab-cell[data-column=base]").first)
     if not tuned_before.strip():
         jlab.fail("the tuned model's sampled reply is empty; the test needs words to find again")
-    cmp_.locator(".sftlab-table").scroll_into_view_if_needed()
+    cmp_.locator(".sftlab-replies-table").scroll_into_view_if_needed()
     jlab.screenshot("restart_before.png")
 
     jlab.restart_kernel()
@@ -481,8 +481,8 @@ def test_history_after_kernel_restart(jlab, tmp_path):
                   "the Train tab's message to say 'Last run in runs…'", 30)
     if run not in msg.inner_text():
         jlab.fail(f"the last-run message should name the run {run}: {msg.inner_text()!r}")
-    points = tr.locator(".sftlab-chart .scatterlayer .trace .points path")
-    tr.locator(".sftlab-chart").scroll_into_view_if_needed()
+    points = tr.locator(".sftlab-loss-chart .scatterlayer .trace .points path")
+    tr.locator(".sftlab-loss-chart").scroll_into_view_if_needed()
     jlab.wait_for(lambda: points.count() > 0, "the restored loss chart to show points", 30)
     options = tr.locator("select.sftlab-run-select option").all_inner_texts()
     if not any(run in o for o in options):
@@ -504,7 +504,7 @@ def test_history_after_kernel_restart(jlab, tmp_path):
     if base_after != base_before:
         jlab.fail(f"the base model's sampled reply changed across the restart: "
                   f"{base_before!r} -> {base_after!r}")
-    cmp_.locator(".sftlab-table").scroll_into_view_if_needed()
+    cmp_.locator(".sftlab-replies-table").scroll_into_view_if_needed()
     jlab.screenshot("restart_compare.png")
 
     # -- Load as tuned: the tuned column is the run again --------------------------------------
@@ -531,7 +531,7 @@ def test_history_after_kernel_restart(jlab, tmp_path):
     if tuned_after.strip() != tuned_before.strip():
         jlab.fail(f"the loaded run should reply as it did before the restart (same seed): "
                   f"{tuned_before!r}, now {tuned_after!r}")
-    cmp_.locator(".sftlab-table").scroll_into_view_if_needed()
+    cmp_.locator(".sftlab-replies-table").scroll_into_view_if_needed()
     jlab.screenshot("restart_loaded.png")
     assert_clean(jlab, "after loading the run")
     report_console(jlab)
@@ -600,7 +600,7 @@ def test_word_diff_is_readable(jlab, tmp_path):
         jlab.fail(f"the note should list the dropped words {dropped}, lists {in_note}")
     tuned.scroll_into_view_if_needed()
     jlab.screenshot("word_diff.png")
-    cmp_.locator(".sftlab-table").screenshot(path=str(ARTIFACTS / "word_diff_table.png"))
+    cmp_.locator(".sftlab-replies-table").screenshot(path=str(ARTIFACTS / "word_diff_table.png"))
 
     # Word diff off: the reply as plain text, the same words
     reads = reply_text(tuned)

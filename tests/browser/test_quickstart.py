@@ -84,13 +84,13 @@ def test_add_example_train_and_compare(jlab):
     watch_state(tr)
     button(tr, "Start").click()
     wait_state(jlab, tr, "done", "the training run", TRAIN_S)
-    points = tr.locator(".sftlab-chart .scatterlayer .trace .points path")
+    points = tr.locator(".sftlab-loss-chart .scatterlayer .trace .points path")
     jlab.wait_for(lambda: points.count() > 0, "the loss chart to show points", 30)
     progress = tr.locator(".sftlab-progress-text").inner_text()
     m = re.search(r"step (\d+)/(\d+)", progress)
     if not m or m.group(1) != m.group(2):
         jlab.fail(f"the progress line should show the last step when done, shows {progress!r}")
-    tr.locator(".sftlab-chart").evaluate("e => e.scrollIntoView({block: 'center'})")
+    tr.locator(".sftlab-loss-chart").evaluate("e => e.scrollIntoView({block: 'center'})")
     jlab.screenshot("training_done.png")
     assert_clean(jlab, "after training")
 
@@ -123,6 +123,6 @@ def test_add_example_train_and_compare(jlab):
     heads = cmp_.locator("thead th").all_inner_texts()
     if not all(any(re.search(word, h, re.IGNORECASE) for h in heads) for word in ("base", "tuned")):
         jlab.fail(f"the comparison table should head a base and a tuned column; heads: {heads}")
-    cmp_.locator(".sftlab-table").evaluate("e => e.scrollIntoView({block: 'start'})")
+    cmp_.locator(".sftlab-replies-table").evaluate("e => e.scrollIntoView({block: 'start'})")
     jlab.screenshot("compare.png")
     assert_clean(jlab, "after comparing")

@@ -43,7 +43,10 @@ def test_timeline_draws_live_and_the_slider_walks_the_run(jlab):
     button(tr, "Start").click()
     counts: list[int] = []  # markers in the timeline chart, each time the number changed
     deadline = time.monotonic() + 900
-    while time.monotonic() < deadline and tr.get_attribute("data-state") != "done":
+    def running() -> bool:  # this run started and has not ended (not the 'done' of Run All's run)
+        now = tr.evaluate("el => ({state: el.dataset.state, seen: el.__sftlabStates || []})")
+        return not (now["state"] == "done" and any(s != "done" for s in now["seen"]))
+    while time.monotonic() < deadline and running():
         n = _timeline_points(page)
         if n and (not counts or n != counts[-1]):
             counts.append(n)

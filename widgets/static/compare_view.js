@@ -88,7 +88,7 @@ function render({ model, el }) {
   const barText = h("span", { class: "sftlab-progress-text" });
   const message = h("div", { class: "sftlab-message" });
   const error = h("div", { class: "sftlab-error", role: "alert" });
-  const table = h("table", { class: "sftlab-table" });
+  const table = h("table", { class: "sftlab-table sftlab-replies-table" });
   const learnedButton = h("button", { class: "sftlab-button sftlab-learned-button", onclick: () => click("learned_clicks"),
     title: "Score every token of the reference answers (or of the tuned replies) under both models: which tokens and phrases did the tuning make more, and less, likely?" }, "What changed?");
   const learnedBox = h("div", { class: "sftlab-learned" });

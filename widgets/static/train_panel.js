@@ -71,7 +71,7 @@ function render({ model, el, host }) {
   const state = h("span", { class: "sftlab-state" });
   const message = h("div", { class: "sftlab-message" });
   const error = h("div", { class: "sftlab-error", role: "alert" });
-  const chart = h("div", { class: "sftlab-chart" });
+  const chart = h("div", { class: "sftlab-chart sftlab-loss-chart" });
   const timelineChart = h("div", { class: "sftlab-chart sftlab-timeline-chart" });
   const forgetting = h("details", { class: "sftlab-forgetting" });
   const samples = h("div", { class: "sftlab-samples" });
@@ -150,7 +150,7 @@ function render({ model, el, host }) {
     }, r.line)) : [h("option", { value: "" }, "no runs yet")]));
     runSelect.value = model.get("run_choice");
     const name = model.get("tuned_run");
-    tuned.textContent = name ? `tuned model: ${name}` : "tuned model: the base model";
+    tuned.textContent = name ? `tuned model = run ${name}` : "tuned model = the base model";
     drawState();
   }
   function drawForgetting() {
