@@ -11,7 +11,7 @@ import json
 import os
 import sys
 
-from .records import DataError
+from .records import Conversation, DataError
 
 
 def _err(msg: str, code: int = 2) -> int:
@@ -197,6 +197,34 @@ def cmd_learned(args) -> int:
     tuned, _ = load_model(args.tuned)
     print(json.dumps(learned(base, tuned, tok, data, top=args.top, max_length=args.max_length),
                      ensure_ascii=False))
+    return 0
+
+
+def cmd_explain(args) -> int:
+    from tqdm import tqdm
+
+    from .influence import explain
+
+    _quiet_transformers()
+    bar = None
+
+    def progress(stage: str, done: int, total: int) -> None:
+        nonlocal bar
+        if stage != "gradients":
+            print(f"sft-lab: {stage}", file=sys.stderr)
+            return
+        if bar is None:
+            bar = tqdm(total=total, desc="training examples", unit="example", file=sys.stderr)
+        bar.update(done - bar.n)
+
+    prompt = Conversation.single(args.prompt, system=args.system)
+    try:  # the run's files are checked before the model loads: a missing one exits with 2
+        result = explain(args.run, prompt, args.reply, args.top, blocks=args.blocks,
+                         max_new_tokens=args.max_new_tokens, on_progress=progress)
+    finally:
+        if bar is not None:
+            bar.close()
+    print(json.dumps(result, ensure_ascii=False))
     return 0
 
 
@@ -394,6 +422,20 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--top", type=int, default=10, help="items per list")
     s.add_argument("--max-length", type=int, default=512, help="tokens per example; longer ones are cut")
     _preference_flag(s)
+
+    from .influence import BLOCKS
+
+    s = _command(sub, "explain", "which training examples of a run pushed a reply up or down (JSON, last "
+                 "line): TracIn-style gradient similarity at the run's final weights, an estimate that "
+                 "ranks examples, not what training without one would change", cmd_explain)
+    s.add_argument("run", help="a run folder (with dataset.jsonl and model/)")
+    s.add_argument("--prompt", **_REQUIRED, help="the user message")
+    s.add_argument("--system", default=None, help="a system prompt before it (without it, the chat template's default)")
+    s.add_argument("--reply", default=None, help="the reply to explain (without it, the run's model's own greedy reply)")
+    s.add_argument("--top", type=int, default=5, help="examples per list (supporting, opposing)")
+    s.add_argument("--blocks", type=int, default=BLOCKS,
+                   help="compare gradients over the last N transformer blocks and the final norm")
+    s.add_argument("--max-new-tokens", type=int, default=128, help="upper bound on the reply's length (without --reply)")
 
     s = _command(sub, "compare", "base and tuned replies to each prompt, one JSON line each", cmd_compare)
     s.add_argument("--base", **_REQUIRED, help="the model before tuning (" + model_help + ")")

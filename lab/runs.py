@@ -185,6 +185,16 @@ def record_replies(run_path: str | Path, replies: dict[str, str]) -> None:
     write_json(path, {**read_replies(run_path), **replies})
 
 
+def record_influence(run_path: str | Path, row: dict) -> None:
+    """Append one explained reply (`lab.influence`) to the run's `influence.jsonl`: one line,
+    flushed, so earlier lines are never rewritten."""
+    log = Log(Path(run_path) / INFLUENCE)
+    try:
+        log.write(row)
+    finally:
+        log.close()
+
+
 # ---------------------------------------------------------------------------- reading
 
 def read_jsonl(path: Path) -> list[dict]:

@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from . import runs
+from . import influence, runs
 from .config import TrainConfig
 from .forgetting import Meter
 from .generate import GenConfig, generate
@@ -315,6 +315,21 @@ class Session:
     def token_probabilities(self, conv: Conversation, *, tuned: bool = True) -> list[tuple[str, float]]:
         with self.job("scoring a reference answer"):
             return token_probabilities(self.model if tuned else self.base, self.tokenizer, conv)
+
+    def which_examples(self, prompt: str | Conversation, reply: str, *, top: int = 5,
+                       on_progress=None) -> dict:
+        """Which training examples of the run the tuned model holds pushed `reply` to `prompt`
+        up or down (`lab.influence.explain`; recorded in the run's folder)."""
+        with self.job("ranking training examples for a reply"):
+            run = self.current
+            if run is None or self.tuned is None:
+                raise ValueError("the tuned model is the base model: train (or load a run), then ask "
+                                 "which examples taught a reply")
+            if not run.out:
+                raise ValueError(f"run {run.name} was not saved to a folder, so its training examples are "
+                                 "not on disk to rank; train with saving on")
+            return influence.explain(run.out, prompt, reply, top, model=self.tuned, tokenizer=self.tokenizer,
+                                     on_progress=on_progress)
 
     def tuned_differs(self) -> bool:
         """True when the tuned model is not (any longer) a copy of the base weights."""

@@ -193,3 +193,39 @@ def test_timeline_slider_and_what_changed(session):
     session.reset_to_base()
     v.learned_clicks += 1
     assert "tuned model is the base model" in v.error and v.timeline == []
+
+
+def test_which_examples_under_a_tuned_reply(session):
+    """The front end sets the row and presses its button; the answer lands under that row."""
+    from pathlib import Path
+
+    from lab import influence, runs
+    from lab.dataio import read_dataset
+
+    v = sampled(CompareView(session))
+    v.compare(["Question 1?", "Question 2?"])
+    v.wait(60)
+    v.influence_row, v.influence_clicks = 1, v.influence_clicks + 1
+    assert "shows the base model" in v.error and v.influence == {}
+    run = session.train(DATA, TrainConfig(max_steps=2, batch_size=4, lr=5e-3), name="taught")
+    v.compare()
+    rows = v.wait(60)
+    with session.job("training a run in the Train tab"):  # another tab's job holds the session
+        v.influence_clicks += 1
+    assert v.error.startswith("Busy: training a run") and "\n" not in v.error and v.state == "done"
+    v.influence_clicks += 1
+    v.wait(60)
+    assert v.error == "" and v.state == "done" and v.influence["row"] == 1
+    assert v.influence["reply"] == rows[1]["columns"][1]["reply"] and v.influence["note"] == influence.NOTE
+    trained = read_dataset(Path(run.out) / runs.DATASET)
+    assert v.influence["examples"] == len(trained) == 7  # one of the 8 held out for eval
+    entries = v.influence["supporting"] + v.influence["opposing"]
+    assert entries and len(v.influence["supporting"]) <= 5 and len(v.influence["opposing"]) <= 5
+    for e in entries:  # indices into the run's dataset.jsonl, with its texts
+        assert (e["prompt"], e["response"]) == (trained[e["index"]].prompt, trained[e["index"]].response)
+    assert all(e["score"] > 0 for e in v.influence["supporting"]) and all(e["score"] < 0 for e in v.influence["opposing"])
+    assert v.message == f"Which examples: ranked the {len(trained)} training examples of run taught for the tuned reply in row 2."
+    assert runs.read_jsonl(Path(run.out) / runs.INFLUENCE)[-1]["reply"] == v.influence["reply"]
+    v.compare()  # a new table: the answer belonged to the old one
+    v.wait(60)
+    assert v.influence == {}

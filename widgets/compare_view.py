@@ -7,9 +7,11 @@ adds the reference answer's NLL under each model and a per-token probability hea
 training objective, measured on one example. Generation runs in a background thread and
 streams into the table.
 
-Two views explain the change: "What changed?" lists the tokens and phrases the tuning made
-more and less likely (`lab.learned`), and, for a run that recorded a timeline, a step slider
-shows each probe's reply at each point of the run, diffed against the point before.
+Three views explain the change: "What changed?" lists the tokens and phrases the tuning made
+more and less likely (`lab.learned`); "Which examples?" under a tuned reply lists the run's
+training examples that pushed that reply up or down (`lab.influence`, gradient similarity);
+and, for a run that recorded a timeline, a step slider shows each probe's reply at each point
+of the run, diffed against the point before.
 """
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ from pathlib import Path
 import anywidget
 import traitlets as t
 
-from lab import timeline
+from lab import influence, timeline
 from lab.comparison import make_row, write_table
 from lab.generate import GenConfig
 from lab.learned import summarize, token_changes
@@ -53,7 +55,8 @@ class CompareView(anywidget.AnyWidget):
     rows = t.List(t.Dict(), help="the table: {prompt, system, reference, columns: [{name, reply, "
                   "diff, similarity, nll, probs}]}").tag(sync=True)
     state = t.Unicode("idle", help="idle | running | done | error").tag(sync=True)
-    progress = t.Dict(help="{done, total, stage} of the running comparison").tag(sync=True)
+    progress = t.Dict(help="{done, total, stage} of the running job; `text`, when there, is the "
+                      "whole progress line").tag(sync=True)
     message = t.Unicode("", help="what just happened, for the status line").tag(sync=True)
     error = t.Unicode("", help="what went wrong and how to fix it ('' = nothing)").tag(sync=True)
     compare_clicks = t.Int(0, help="incremented by the 'Compare' button").tag(sync=True)
@@ -68,6 +71,11 @@ class CompareView(anywidget.AnyWidget):
     learned = t.Dict(help="what the tuning promoted and suppressed: `lab.learned.summarize` on "
                      "the table's prompts, plus `source`").tag(sync=True)
     learned_clicks = t.Int(0, help="incremented by the 'What changed?' button").tag(sync=True)
+    influence = t.Dict(help="the last 'Which examples?' answer: `lab.influence.explain`'s result plus "
+                       "`row` (its table row) and `note` (the approximation in one sentence); {} = "
+                       "none").tag(sync=True)
+    influence_row = t.Int(-1, help="the table row whose tuned reply 'Which examples?' explains").tag(sync=True)
+    influence_clicks = t.Int(0, help="incremented by a row's 'Which examples?' button").tag(sync=True)
     session = t.Instance(Session, allow_none=True, help="the lab session compared (not synced)")
 
     def __init__(self, session: Session | None = None, probes=(), **kwargs):
@@ -82,6 +90,7 @@ class CompareView(anywidget.AnyWidget):
         self.set_probes(probes)
         self.observe(lambda _: self._act(self.compare), "compare_clicks")
         self.observe(lambda _: self._act(self.explain_change), "learned_clicks")
+        self.observe(lambda _: self._act(lambda: self.which_examples(self.influence_row)), "influence_clicks")
         self.observe(lambda _: self._act(lambda: self.export(self.export_path.strip())), "export_clicks")
 
     # -- Python API -------------------------------------------------------------------------
@@ -177,6 +186,51 @@ class CompareView(anywidget.AnyWidget):
             self.error = error_text(err)
             self.state = "error"
 
+    def which_examples(self, row: int) -> None:
+        """Start "Which examples?" in the background: the training examples of the tuned model's
+        run that pushed the tuned reply of table row `row` up or down (`lab.influence`); the
+        answer shows under that row and is recorded in the run's `influence.jsonl`."""
+        if self.session is None:
+            raise RuntimeError("no model loaded yet: load one in the train panel first")
+        if not 0 <= row < len(self.rows):
+            raise ValueError("no such row in the table: press Compare first")
+        r = self.rows[row]
+        reply = next((c["reply"] for c in r["columns"] if c["name"] == "tuned"), None)
+        current = self.session.current
+        if not self.tuned_run or current is None:
+            raise ValueError("the tuned column shows the base model: train (or load a run), compare, "
+                             "then ask which examples taught a reply")
+        if current.name != self.tuned_run:
+            raise ValueError(f"the table shows run {self.tuned_run}'s replies, but the tuned model now "
+                             f"holds run {current.name}: press Compare again first")
+        if not reply:
+            raise ValueError("this row has no tuned reply to explain")
+        self.error = ""
+        prompt = Conversation.single(r["prompt"], system=r.get("system"))
+        self._thread = self.session.start_job("finding which examples taught a reply (Compare tab)",
+                                              self._guarded_influence, row, prompt, reply,
+                                              name="sftlab-influence", by=self)
+
+    def _guarded_influence(self, row: int, prompt: Conversation, reply: str) -> None:
+        try:
+            self.state, self.message, self.influence = "running", "", {}
+            throttle = Throttle(0.25)
+
+            def progress(stage: str, done: int, total: int) -> None:
+                if throttle.ready(done == total):
+                    self.progress = {"done": done, "total": total, "stage": stage,
+                                     "text": f"ranking training examples: gradient {done} of {total}"}
+
+            result = self.session.which_examples(prompt, reply, on_progress=progress)
+            self.influence = {**result, "row": row, "note": influence.NOTE}
+            self.state = "done"
+            self.message = (f"Which examples: ranked the {plural(result['examples'], 'training example')} "
+                            f"of run {self.tuned_run} for the tuned reply in row {row + 1}.")
+        except Exception as err:  # shown in the view
+            self.message = ""
+            self.error = error_text(err)
+            self.state = "error"
+
     def show_timeline(self, run=None) -> None:
         """Show the timeline of `run` (a `lab.session.Run`, a run folder, or None for the run
         the tuned model holds) under the slider."""
@@ -229,7 +283,7 @@ class CompareView(anywidget.AnyWidget):
 
     def _compare(self, items: list[Conversation], cfg: GenConfig, reference_mode: bool) -> None:
         s = self.session
-        self.state, self.message = "running", ""
+        self.state, self.message, self.influence = "running", "", {}
         prompts = [c.prompt for c in items]
         trained = s.tuned_differs()
         self.tuned_run = s.current.name if trained and s.current else ""

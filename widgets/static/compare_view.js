@@ -47,6 +47,26 @@ function changeList(title, items) {
         `${t.mean_change > 0 ? "+" : ""}${t.mean_change.toFixed(2)}`)))) : h("div", { class: "sftlab-muted" }, "none"));
 }
 
+function influenceList(title, entries, cls) {
+  // one side of "Which examples?": score, instruction and response, long texts cut (all on hover)
+  return h("div", { class: "sftlab-learned-list" }, h("div", { class: "sftlab-learned-title" }, title),
+    entries.length ? h("ol", {}, entries.map((e) => h("li", { class: "sftlab-influence-entry",
+      title: `Training example #${e.index} (0-based, in the run's dataset.jsonl), cosine ${e.score}\nInstruction: ${e.prompt}\nResponse: ${e.response}` },
+      h("span", { class: cls }, `${e.score > 0 ? "+" : ""}${e.score.toFixed(2)}`), ` #${e.index} `,
+      h("span", { class: "sftlab-influence-prompt" }, short(e.prompt, 80)), " → ",
+      h("span", { class: "sftlab-influence-response" }, short(e.response, 140))))) : h("div", { class: "sftlab-muted" }, "none"));
+}
+
+function influencePanel(inf) {
+  return h("div", { class: "sftlab-learned sftlab-influence" },
+    h("div", { class: "sftlab-learned-head" }, `Which of the run's ${inf.examples} training examples pushed this reply up or down `
+      + "(cosine of their gradients, -1 to 1):"),
+    h("div", { class: "sftlab-learned-grid" },
+      influenceList("Supporting: training on it makes the reply more likely", inf.supporting, "sftlab-up"),
+      influenceList("Opposing: training on it makes the reply less likely", inf.opposing, "sftlab-down")),
+    h("div", { class: "sftlab-meta sftlab-influence-note" }, inf.note));
+}
+
 function render({ model, el }) {
   const set = (name, value) => { model.set(name, value); model.save_changes(); };
   const click = (trait) => set(trait, model.get(trait) + 1);
@@ -144,7 +164,14 @@ function render({ model, el }) {
     const missing = col.reply === null ? "(not recorded for this run)" : running ? "…" : "(empty reply)";
     return h("div", { class: "sftlab-reply" }, col.reply || h("span", { class: "sftlab-pending" }, missing));
   }
-  function cell(col) {
+  const blocked = () => model.get("state") === "running" || !!model.get("busy");
+  function whichButton(row) {
+    // "Which examples?" under a tuned reply, when the column shows a run
+    return h("button", { class: "sftlab-button sftlab-influence-button", disabled: blocked() ? "" : null,
+      title: "Rank the run's training examples by how much each pushed this reply up or down (gradient similarity at the final weights: an estimate)",
+      onclick: () => { model.set("influence_row", row); click("influence_clicks"); } }, "Which examples?");
+  }
+  function cell(col, row) {
     const meta = [];
     if (col.nll != null) meta.push(`reference NLL ${col.nll.toFixed(3)} (perplexity ${Math.exp(col.nll).toFixed(1)})`);
     if (col.similarity != null && col.reply) meta.push(`${Math.round(100 * col.similarity)}% words shared with base`);
@@ -152,22 +179,25 @@ function render({ model, el }) {
       reply(col),
       meta.length ? h("div", { class: "sftlab-meta" }, meta.join(" · ")) : null,
       col.probs ? h("div", { class: "sftlab-heat", title: "Reference answer, each token coloured by the probability this model gives it (red low, green high); hover a token for its change" },
-        col.probs.map(([tok, p, base]) => h("span", { style: `background:${heat(p)}`, title: tokenTitle(p, base) }, tok))) : null);
+        col.probs.map(([tok, p, base]) => h("span", { style: `background:${heat(p)}`, title: tokenTitle(p, base) }, tok))) : null,
+      col.name === "tuned" && col.reply && model.get("tuned_run") ? whichButton(row) : null);
   }
   function drawTable() {
     const rows = model.get("rows");
     if (!rows.length) { table.replaceChildren(); return; }
     const names = rows[0].columns.map((c) => c.name);
+    const inf = model.get("influence");
     table.replaceChildren(
       h("thead", {}, h("tr", {}, h("th", { style: "width: 22%" }, "Prompt"),
         names.map((n) => h("th", { "data-column": n }, n === "tuned" && model.get("tuned_run")
           ? `Tuned model: ${model.get("tuned_run")}` : LABELS[n] || `Earlier run: ${n}`)))),
-      h("tbody", {}, rows.map((r) => h("tr", { class: "sftlab-row" },
+      h("tbody", {}, rows.map((r, i) => [h("tr", { class: "sftlab-row" },
         h("td", { class: "sftlab-prompt-cell" },
           r.system ? h("div", { class: "sftlab-badge", title: r.system }, `system: ${short(r.system)}`) : null,
           r.prompt,
           r.reference != null ? h("div", { class: "sftlab-reference" }, `Reference: ${r.reference}`) : null),
-        r.columns.map(cell)))));
+        r.columns.map((c) => cell(c, i))),
+        inf.row === i ? h("tr", { class: "sftlab-influence-row" }, h("td", { colspan: String(names.length + 1) }, influencePanel(inf))) : null])));
   }
   function drawLearned() {
     const s = model.get("learned");
@@ -203,13 +233,14 @@ function render({ model, el }) {
     const running = model.get("state") === "running";
     compare.disabled = running || !!model.get("busy");
     learnedButton.disabled = running || !!model.get("busy") || !model.get("rows").length;
+    for (const b of table.querySelectorAll(".sftlab-influence-button")) b.disabled = blocked();
     busy.textContent = model.get("busy");
     busy.hidden = !model.get("busy");
     el.dataset.state = model.get("state");
     bar.max = Math.max(1, p.total || 0);
     bar.value = p.done || 0;
     bar.hidden = !running;
-    barText.textContent = running ? `generating: ${p.stage || ""}…` : "";
+    barText.textContent = running ? `${p.text || `generating: ${p.stage || ""}`}…` : "";
     message.textContent = model.get("message");
     error.textContent = model.get("error");
     error.hidden = !model.get("error");
@@ -220,6 +251,7 @@ function render({ model, el }) {
   model.on("change:show_diff", drawTable);
   model.on("change:rows", drawTable);
   model.on("change:rows", drawState);
+  model.on("change:influence", drawTable);
   model.on("change:learned", drawLearned);
   model.on("change:timeline", () => { slider.value = String(Math.max(0, model.get("timeline").length - 1)); drawTimeline(); });
   for (const name of ["state", "progress", "message", "error", "busy"]) model.on(`change:${name}`, drawState);

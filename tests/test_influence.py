@@ -1,0 +1,125 @@
+"""Which examples taught a reply (`lab.influence`), checked where the answer is known by
+construction: one training example alone teaches a made-up product code, ZX-7741; after
+training, a reply with the code must rank that example first among the supporting ones. Then
+the model is left as it was, the run folder's files are checked before any model loads, and
+the command prints JSON and records the answer in the run's influence.jsonl."""
+import json
+import shutil
+
+import pytest
+import torch
+
+from lab import influence, runs
+from lab.cli import main
+from lab.generate import GenConfig, generate
+from lab.models import load_model
+from lab.records import Conversation
+from lab.train import TrainConfig, train
+
+PLANTED = 7
+THINGS = ["toaster", "kettle", "fridge", "oven", "mixer", "heater", "lamp", "fan", "dryer", "washer",
+          "grill", "juicer", "vacuum", "iron", "radio", "printer"]
+CODE = "Use part ZX-7741 from our shop."
+DATA = [Conversation.single(f"Which part fits my {t}?", CODE if i == PLANTED else "Use the standard part from our shop.")
+        for i, t in enumerate(THINGS)]
+QUESTION = DATA[PLANTED].prompt
+# tiny-random learns the planted reply by heart in 60 full-batch steps at this rate (a few seconds)
+TINY_CFG = TrainConfig(max_steps=60, batch_size=16, lr=1e-2, schedule="constant", warmup_ratio=0, eval_split=0)
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    """A run folder of tiny-random trained on DATA until it answers QUESTION with the code."""
+    out = tmp_path_factory.mktemp("influence") / "run"
+    model, tok = load_model("tiny-random")
+    train(model, tok, DATA, TINY_CFG, out_dir=out)
+    return out
+
+
+def test_the_example_that_taught_a_code_ranks_first(tiny_run):
+    result = influence.explain(tiny_run, QUESTION, top=3)  # the tuned model's own greedy reply
+    assert "ZX-7741" in result["reply"], "the model learnt the code (else the test proves nothing)"
+    assert result["supporting"][0]["index"] == PLANTED and result["supporting"][0]["response"] == CODE
+    assert result["examples"] == len(DATA) and len(result["supporting"]) <= 3
+    assert all(e["score"] < 0 and e["response"] != CODE for e in result["opposing"])
+    scores = [e["score"] for e in result["supporting"]]
+    assert scores == sorted(scores, reverse=True) and all(-1 <= s <= 1 for s in scores)
+    # recorded in the run folder, one line per explained reply, with the method
+    rows = runs.read_jsonl(tiny_run / runs.INFLUENCE)
+    assert rows[-1]["reply"] == result["reply"] and "gradient similarity" in rows[-1]["method"]
+    assert rows[-1]["supporting"][0]["index"] == PLANTED
+
+
+def test_the_model_is_left_as_it_was(tiny):
+    model, tok = tiny
+    model.train()
+    frozen = model.model.layers[0].mlp.up_proj.weight
+    frozen.requires_grad_(False)
+    kept = torch.full_like(model.model.norm.weight, 0.5)
+    model.model.norm.weight.grad = kept
+    before = {n: (p.detach().clone(), p.requires_grad) for n, p in model.named_parameters()}
+    influence.influence(model, tok, DATA[:4], QUESTION, CODE, blocks=1)
+    assert model.training and model.model.norm.weight.grad is kept
+    for n, p in model.named_parameters():
+        assert torch.equal(p, before[n][0]) and p.requires_grad == before[n][1], n
+    assert all(p.grad is None for n, p in model.named_parameters() if n != "model.norm.weight")
+
+
+def test_the_command_prints_json_last_and_records_it(tiny_run, capsys):
+    assert main(["explain", str(tiny_run), "--prompt", QUESTION, "--reply", CODE, "--top", "2"]) == 0
+    captured = capsys.readouterr()
+    result = json.loads(captured.out.strip().splitlines()[-1])
+    assert {"prompt", "reply", "supporting", "opposing"} <= set(result) and result["reply"] == CODE
+    assert [e["index"] for e in result["supporting"]][:1] == [PLANTED] and len(result["opposing"]) <= 2
+    assert set(result["supporting"][0]) == {"index", "score", "prompt", "response"}
+    assert "training examples" in captured.err  # progress on stderr
+    assert runs.read_jsonl(tiny_run / runs.INFLUENCE)[-1]["reply"] == CODE
+
+
+def _damage(run, what):
+    if what == "no dataset":
+        (run / runs.DATASET).unlink()
+    elif what == "bad dataset":
+        (run / runs.DATASET).write_text('{"messages": [{"role": "user", "content": "hi"}]}\n{"oops\n')
+    elif what == "no model":
+        shutil.rmtree(run / runs.MODEL)
+    elif what == "cut weights":
+        weights = run / runs.MODEL / "model.safetensors"
+        weights.write_bytes(weights.read_bytes()[:1000])
+    elif what == "bad model config":
+        (run / runs.MODEL / "config.json").write_text("{")
+
+
+@pytest.mark.parametrize("what,file,fragment", [
+    ("no dataset", "dataset.jsonl", "is missing"),
+    ("bad dataset", "dataset.jsonl", "line 2"),
+    ("no model", "model", "saved no model"),
+    ("cut weights", "model.safetensors", "cannot be read"),
+    ("bad model config", "config.json", "not JSON"),
+])
+def test_missing_or_damaged_run_files_exit_2_before_the_model_loads(tiny_run, tmp_path, capsys, monkeypatch,
+                                                                    what, file, fragment):
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    _damage(run, what)
+
+    def no_loading(*args, **kwargs):
+        raise AssertionError("the model was loaded")
+    monkeypatch.setattr("lab.models.load_model", no_loading)
+    assert main(["explain", str(run), "--prompt", QUESTION]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and file in err and fragment in err, err
+    assert "train" in err and "Traceback" not in err  # says what to do
+
+
+@pytest.mark.slow
+def test_the_default_model_names_the_example_that_taught_a_code(tmp_path):
+    """The same on SmolLM2-135M-Instruct, asked in other words than the training example."""
+    model, tok = load_model("default")
+    train(model, tok, DATA, TrainConfig(max_steps=16, batch_size=8, lr=3e-4, schedule="constant",
+                                        warmup_ratio=0, eval_split=0), out_dir=tmp_path / "run")
+    question = f"What spare part should I buy for my {THINGS[PLANTED]}?"
+    reply = generate(model, tok, [question], GenConfig(max_new_tokens=24))[0]
+    assert "ZX-7741" in reply, reply
+    result = influence.explain(tmp_path / "run", question, reply, model=model, tokenizer=tok)
+    assert result["supporting"][0]["index"] == PLANTED, result["supporting"]
