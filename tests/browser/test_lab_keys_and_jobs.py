@@ -9,7 +9,7 @@ Screenshots (tests/artifacts/): keys_dataset.png, keys_compare.png (multi-line b
 typing); busy_experiments.png, busy_train.png, busy_compare.png, busy_stopped.png,
 busy_stopped_tables.png (one job at a time); restart_before.png, restart_dataset.png,
 restart_train.png, restart_compare.png, restart_loaded.png (history after a kernel restart);
-word_diff.png, word_diff_table.png (the diff, its note opened).
+word_diff.png, word_diff_table.png (the diff, its note opened); influence.png ("Which examples?").
 """
 from __future__ import annotations
 
@@ -613,3 +613,27 @@ def test_word_diff_is_readable(jlab, tmp_path):
         jlab.fail(f"with the diff off the tuned reply should read the same: {reads!r} vs {plain!r}")
     assert_clean(jlab, "after the word diff")
     report_console(jlab)
+
+
+def test_which_examples_lists_supporting_and_opposing(jlab, tmp_path):
+    """'Which examples?' under a tuned reply ranks the run's training examples and shows the
+    supporting and opposing lists under that row, with the note on what the score is."""
+    open_lab(jlab, tmp_path)
+    train(jlab, TRAIN_SETTINGS)
+    cmp_ = compare_typed(jlab, PROMPT)
+    which = cmp_.locator("td.sftlab-cell[data-column=tuned] .sftlab-influence-button")
+    jlab.wait_for(lambda: which.count() == 1 and which.is_enabled(),
+                  "a 'Which examples?' button under the tuned reply", 60)
+    which.click()
+    panel = cmp_.locator(".sftlab-influence-row")
+    entries = panel.locator(".sftlab-influence-entry")
+    jlab.wait_for(lambda: entries.count() > 0, "the supporting and opposing examples", COMPARE_S)
+    text = panel.inner_text()
+    if "Supporting" not in text or "Opposing" not in text or "estimate" not in text:
+        jlab.fail(f"the panel should name both lists and say the score is an estimate: {text!r}")
+    first = entries.first.inner_text()
+    if not re.match(r"\+\d\.\d\d #\d+ ", first):
+        jlab.fail(f"the top supporting example should show its score and index first: {first!r}")
+    panel.evaluate("e => e.scrollIntoView({block: 'center'})")
+    jlab.screenshot("influence.png")
+    assert_clean(jlab, "after 'Which examples?'")
