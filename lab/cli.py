@@ -380,6 +380,7 @@ def cmd_workshop(args) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from .config import TrainConfig
+    from .influence import BLOCKS
     from .models import DEFAULT
 
     p = argparse.ArgumentParser(prog="sft-lab", description=__doc__.splitlines()[0], formatter_class=_FORMATTER)
@@ -422,8 +423,6 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--top", type=int, default=10, help="items per list")
     s.add_argument("--max-length", type=int, default=512, help="tokens per example; longer ones are cut")
     _preference_flag(s)
-
-    from .influence import BLOCKS
 
     s = _command(sub, "explain", "which training examples of a run pushed a reply up or down (JSON, last "
                  "line): TracIn-style gradient similarity at the run's final weights, an estimate that "

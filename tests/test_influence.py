@@ -23,8 +23,9 @@ CODE = "Use part ZX-7741 from our shop."
 DATA = [Conversation.single(f"Which part fits my {t}?", CODE if i == PLANTED else "Use the standard part from our shop.")
         for i, t in enumerate(THINGS)]
 QUESTION = DATA[PLANTED].prompt
-# tiny-random learns the planted reply by heart in 60 full-batch steps at this rate (a few seconds)
-TINY_CFG = TrainConfig(max_steps=60, batch_size=16, lr=1e-2, schedule="constant", warmup_ratio=0, eval_split=0)
+# tiny-random answers QUESTION with the code after 60 full-batch steps at this rate (loss 0.009;
+# 40 steps, batches of 8 or a rate of 1.2e-2 do not get there): 70 for a margin, about 10 s
+TINY_CFG = TrainConfig(max_steps=70, batch_size=16, lr=1e-2, schedule="constant", warmup_ratio=0, eval_split=0)
 
 
 @pytest.fixture(scope="module")
@@ -74,6 +75,9 @@ def test_the_command_prints_json_last_and_records_it(tiny_run, capsys):
     assert set(result["supporting"][0]) == {"index", "score", "prompt", "response"}
     assert "training examples" in captured.err  # progress on stderr
     assert runs.read_jsonl(tiny_run / runs.INFLUENCE)[-1]["reply"] == CODE
+    assert main(["report", str(tiny_run), str(tiny_run.parent / "report.html")]) == 0  # the report shows it
+    html = (tiny_run.parent / "report.html").read_text()
+    assert "Which examples taught it" in html and "ZX-7741" in html
 
 
 def _damage(run, what):
