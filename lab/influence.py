@@ -23,9 +23,9 @@ What the score does not mean:
 - a correlation of gradients, not a counterfactual: it does not say the reply would be different
   without the example (only training again without it says that).
 
-Each example's gradient is taken on its own: on a CPU a batch of examples costs as much as the
-same examples one by one (a forward pass over them dominates), and the lab's fused autograd
-functions leave out the per-example tricks (vmap) that would batch the backward pass.
+Each example's gradient is taken on its own: one forward pass, and a backward pass through the
+slice only. Per-example gradients out of one batched pass would need torch.func's vmap, which
+the lab's fused autograd functions do not support, or per-layer code for each architecture.
 """
 from __future__ import annotations
 
