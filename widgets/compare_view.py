@@ -33,6 +33,11 @@ from lab.textdiff import word_diff
 from ._common import CSS, BusyLine, Throttle, error_text, esm, join, on_main, plural
 
 
+def _tuned_reply(row: dict) -> str | None:
+    """The tuned column's reply in a table row (None when the row has no tuned column)."""
+    return next((c["reply"] for c in row["columns"] if c["name"] == "tuned"), None)
+
+
 class CompareView(anywidget.AnyWidget):
     """Compare the session's base and tuned models; `.compare()`, `.wait()`, `.export()`."""
 
@@ -163,7 +168,7 @@ class CompareView(anywidget.AnyWidget):
         """The table's prompts with their reference answers, else with the tuned replies."""
         out = []
         for row in self.rows:
-            reply = row["reference"] or next((c["reply"] for c in row["columns"] if c["name"] == "tuned"), None)
+            reply = row["reference"] or _tuned_reply(row)
             if reply:
                 out.append(Conversation.single(row["prompt"], reply, system=row.get("system")))
         return out
@@ -182,9 +187,7 @@ class CompareView(anywidget.AnyWidget):
             self.state = "done"
             self.message = f"What changed: scored {self.learned['tokens_scored']} tokens of {plural(len(items), 'reply', 'replies')}."
         except Exception as err:  # shown in the view
-            self.message = ""
-            self.error = error_text(err)
-            self.state = "error"
+            self._failed(err)
 
     def which_examples(self, row: int) -> None:
         """Start "Which examples?" in the background: the training examples of the tuned model's
@@ -195,7 +198,7 @@ class CompareView(anywidget.AnyWidget):
         if not 0 <= row < len(self.rows):
             raise ValueError("no such row in the table: press Compare first")
         r = self.rows[row]
-        reply = next((c["reply"] for c in r["columns"] if c["name"] == "tuned"), None)
+        reply = _tuned_reply(r)
         current = self.session.current
         if not self.tuned_run or current is None:
             raise ValueError("the tuned column shows the base model: train (or load a run), compare, "
@@ -227,9 +230,13 @@ class CompareView(anywidget.AnyWidget):
             self.message = (f"Which examples: ranked the {plural(result['examples'], 'training example')} "
                             f"of run {self.tuned_run} for the tuned reply in row {row + 1}.")
         except Exception as err:  # shown in the view
-            self.message = ""
-            self.error = error_text(err)
-            self.state = "error"
+            self._failed(err)
+
+    def _failed(self, err: Exception) -> None:
+        """A background job's failure, shown in the view instead of a log."""
+        self.message = ""
+        self.error = error_text(err)
+        self.state = "error"
 
     def show_timeline(self, run=None) -> None:
         """Show the timeline of `run` (a `lab.session.Run`, a run folder, or None for the run
@@ -277,9 +284,7 @@ class CompareView(anywidget.AnyWidget):
         try:
             self._compare(items, cfg, reference_mode)
         except Exception as err:  # shown in the view; `wait()` raises it for scripts
-            self.message = ""
-            self.error = error_text(err)
-            self.state = "error"
+            self._failed(err)
 
     def _compare(self, items: list[Conversation], cfg: GenConfig, reference_mode: bool) -> None:
         s = self.session
