@@ -23,9 +23,8 @@ What the score does not mean:
 - a correlation of gradients, not a counterfactual: it does not say the reply would be different
   without the example (only training again without it says that).
 
-Each example's gradient is taken on its own: one forward pass, and a backward pass through the
-slice only. Per-example gradients out of one batched pass would need torch.func's vmap, which
-the lab's fused autograd functions do not support, or per-layer code for each architecture.
+Each example's gradient is taken on its own, through the slice only (`_gradients`); the blocks
+below it run once, batched, with no graph.
 """
 from __future__ import annotations
 
@@ -44,7 +43,7 @@ from .config import TrainConfig
 from .engine.device import autocast_dtype
 from .generate import GenConfig, as_conversation, generate
 from .masks import Encoded, collate, encode
-from .objective import token_nll
+from .objective import hidden_nll, token_nll
 from .records import Conversation, DataError, Record
 
 BLOCKS = 2  # transformer blocks (the last ones) whose parameters the gradients are taken over
@@ -101,14 +100,62 @@ def _gradients_for(model, params: list[torch.nn.Parameter]):
         model.train(was_training)
 
 
-def _gradient(model, example: Encoded, pad_id: int, params) -> tuple[torch.Tensor, ...]:
-    """d (mean NLL of the example's trained tokens) / d params."""
-    device = next(model.parameters()).device
+TOKENS = 4096  # padded tokens per batch of the lower blocks' pass
+
+
+@contextmanager
+def _autocast(device: torch.device):
+    """The compute precision training uses on this device."""
     dtype = autocast_dtype(device)
-    batch = {k: v.to(device) for k, v in collate([example], pad_id).items()}
     with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
-        nll, _ = token_nll(model, **batch)          # (N,) one value per trained token
-    return torch.autograd.grad(nll.float().mean(), params)
+        yield
+
+
+def _lower_states(model, examples: list[Encoded], pad_id: int, split: int) -> list[torch.Tensor]:
+    """Each example's hidden state entering block `split` (T_i, H), from the lower blocks run
+    once, no graph, over batches of examples of similar length (right padding: the real tokens
+    never attend to it, so each state is the example's own). None of the slice's parameters is
+    below `split`, so its gradients need nothing from there but these states."""
+    device = next(model.parameters()).device
+    order = sorted(range(len(examples)), key=lambda i: len(examples[i].input_ids))
+    states: list[torch.Tensor | None] = [None] * len(examples)
+    with torch.no_grad(), _autocast(device):
+        while order:
+            width = len(examples[order[0]].input_ids)
+            batch = [order.pop(0)]
+            while order and len(examples[order[0]].input_ids) * (len(batch) + 1) <= max(TOKENS, width):
+                batch.append(order.pop(0))
+            inputs = {k: v.to(device) for k, v in collate([examples[i] for i in batch], pad_id).items()}
+            x = model.base_model(inputs["input_ids"], inputs["attention_mask"],
+                                 layers=slice(0, split)).hidden_state
+            for row, i in enumerate(batch):
+                states[i] = x[row, :len(examples[i].input_ids)].clone()
+    return states
+
+
+def _gradients(model, examples: list[Encoded], pad_id: int, params, blocks: int):
+    """Yield d (mean NLL of each example's trained tokens) / d params, in order.
+
+    The lab's own Llama models run the blocks below the slice once for all examples
+    (`_lower_states`) and only the slice per example; other models run whole, one example at a
+    time. Per-example gradients out of one batched backward pass would need torch.func's vmap,
+    which the lab's fused autograd functions do not support."""
+    from .engine.llama import Decoder
+
+    device = next(model.parameters()).device
+    decoder = model.base_model
+    split = len(decoder.layers) - blocks if isinstance(decoder, Decoder) else 0
+    states = _lower_states(model, examples, pad_id, split) if split > 0 else [None] * len(examples)
+    for example, state in zip(examples, states):
+        batch = {k: v.to(device) for k, v in collate([example], pad_id).items()}
+        with _autocast(device):
+            if state is None:
+                nll, _ = token_nll(model, **batch)          # (N,) one value per trained token
+            else:
+                hidden = decoder(batch["input_ids"], batch["attention_mask"], layers=slice(split, None),
+                                 hidden=state[None]).last_hidden_state
+                nll, _ = hidden_nll(model, hidden, batch["labels"])
+        yield torch.autograd.grad(nll.float().mean(), params)
 
 
 def _texts(record: Record) -> tuple[str, str]:
@@ -135,11 +182,13 @@ def influence(model, tokenizer, data: list[Record], prompt: str | Conversation, 
     say = on_progress or (lambda stage, done, total: None)
     scores: dict[int, float] = {}
     with _gradients_for(model, params):
-        query = _gradient(model, encode(conv, tokenizer), tokenizer.pad_token_id, params)
+        say("gradients", 0, len(encoded))
+        stream = _gradients(model, [encode(conv, tokenizer)] + [e for _, e in encoded],
+                            tokenizer.pad_token_id, params, blocks)
+        query = next(stream)
         query_norm = math.sqrt(sum(float(g.square().sum()) for g in query))
-        for done, (i, example) in enumerate(encoded):
+        for done, ((i, _), grads) in enumerate(zip(encoded, stream)):
             say("gradients", done, len(encoded))
-            grads = _gradient(model, example, tokenizer.pad_token_id, params)
             dot = sum(float((g * q).sum()) for g, q in zip(grads, query))
             norm = math.sqrt(sum(float(g.square().sum()) for g in grads))
             scores[i] = dot / (norm * query_norm) if norm and query_norm else 0.0

@@ -95,6 +95,12 @@ def token_nll(model, input_ids: torch.Tensor, attention_mask: torch.Tensor,
     """
     hidden = model.base_model(input_ids=input_ids, attention_mask=attention_mask,
                               use_cache=False).last_hidden_state  # (B, T, H)
+    return hidden_nll(model, hidden, labels, accumulate)
+
+
+def hidden_nll(model, hidden: torch.Tensor, labels: torch.Tensor,
+               accumulate: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """`token_nll` from the decoder's final hidden states (B, T, H): the output layer and the loss."""
     targets = labels[:, 1:]                                         # (B, T-1)
     where = targets != IGNORE                                       # (B, T-1)
     h = hidden[:, :-1][where]                                       # (N, H)

@@ -66,6 +66,24 @@ def test_the_model_is_left_as_it_was(tiny):
     assert all(p.grad is None for n, p in model.named_parameters() if n != "model.norm.weight")
 
 
+def test_the_lower_blocks_run_once_batched_with_the_same_gradients(tiny, monkeypatch):
+    """Below the slice the examples go through together, padded to the longest of a batch; each
+    gradient is still the one a whole forward pass over that example alone gives."""
+    from lab.masks import collate, encode
+    from lab.objective import token_nll
+
+    model, tok = tiny
+    examples = [encode(c, tok, 256, True) for c in DATA[:3] + [Conversation.single("Why? " * 9, "Because.")]]
+    monkeypatch.setattr(influence, "TOKENS", 40)  # batches of examples of unequal length
+    params = influence.parameters(model, blocks=1)
+    with influence._gradients_for(model, params):
+        got = list(influence._gradients(model, examples, tok.pad_token_id, params, blocks=1))
+        for example, grads in zip(examples, got):
+            nll, _ = token_nll(model, **collate([example], tok.pad_token_id))
+            for g, want in zip(grads, torch.autograd.grad(nll.mean(), params)):
+                torch.testing.assert_close(g, want, rtol=1e-4, atol=1e-6)
+
+
 def test_the_command_prints_json_last_and_records_it(tiny_run, capsys):
     assert main(["explain", str(tiny_run), "--prompt", QUESTION, "--reply", CODE, "--top", "2"]) == 0
     captured = capsys.readouterr()

@@ -387,22 +387,29 @@ class Decoder(nn.Module):
         self.register_buffer("inv_freq", inv_freq(cfg), persistent=False)
 
     def forward(self, input_ids, attention_mask=None, position_ids=None, cache: KVCache | None = None,
+                layers: slice = slice(None), hidden: torch.Tensor | None = None,
                 **_ignored) -> SimpleNamespace:
+        """`last_hidden_state`: the final norm's output (B, T, H). `layers` runs only those blocks,
+        from `hidden` (what the blocks before returned as `hidden_state`) in place of the
+        embeddings; the final norm runs when the last block does. So a caller can run the lower
+        blocks once, with no graph, and the upper ones again and again (`lab.influence`)."""
         b, t = input_ids.shape
         past = cache.length if cache is not None else 0
         mask = _attention_mask(attention_mask, b, past, t, input_ids.device)
         if position_ids is None:
             position_ids = torch.arange(past, past + t, device=input_ids.device).expand(b, t)
         freqs = position_ids[:, :, None].float() * self.inv_freq[None, None, :]   # (B, T, D/2)
-        x = self.embed_tokens(input_ids)
+        x = self.embed_tokens(input_ids) if hidden is None else hidden
         cos = freqs.cos().repeat(1, 1, 2)[:, None].to(x.dtype)                  # (B, 1, T, D)
         sin = freqs.sin()
         sin = torch.cat((-sin, sin), dim=-1)[:, None].to(x.dtype)               # signed
-        for i, layer in enumerate(self.layers):
-            x = layer(x, cos, sin, mask, cache, i)
+        start, stop, _ = layers.indices(len(self.layers))
+        for i in range(start, stop):
+            x = self.layers[i](x, cos, sin, mask, cache, i)
         if cache is not None:
             cache.advance(t)
-        return SimpleNamespace(last_hidden_state=self.norm(x))
+        last = self.norm(x) if stop == len(self.layers) else None
+        return SimpleNamespace(last_hidden_state=last, hidden_state=x)
 
 
 def _attention_mask(attention_mask, b: int, past: int, t: int, device):
