@@ -40,8 +40,9 @@ import torch
 
 from . import runs
 from .config import TrainConfig
-from .engine.device import autocast_dtype
+from .engine.device import autocast
 from .generate import GenConfig, as_conversation, generate
+from .batching import split_by_tokens
 from .masks import Encoded, collate, encode
 from .objective import hidden_nll, token_nll
 from .records import Conversation, DataError, Record
@@ -103,34 +104,21 @@ def _gradients_for(model, params: list[torch.nn.Parameter]):
 TOKENS = 4096  # padded tokens per batch of the lower blocks' pass
 
 
-@contextmanager
-def _autocast(device: torch.device):
-    """The compute precision training uses on this device."""
-    dtype = autocast_dtype(device)
-    with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
-        yield
-
-
 def _lower_states(model, examples: list[Encoded], pad_id: int, split: int) -> list[torch.Tensor]:
     """Each example's hidden state entering block `split` (T_i, H), from the lower blocks run
     once, no graph, over batches of examples of similar length (right padding: the real tokens
     never attend to it, so each state is the example's own). None of the slice's parameters is
     below `split`, so its gradients need nothing from there but these states."""
     device = next(model.parameters()).device
-    order = sorted(range(len(examples)), key=lambda i: len(examples[i].input_ids))
-    states: list[torch.Tensor | None] = [None] * len(examples)
-    with torch.no_grad(), _autocast(device):
-        while order:
-            width = len(examples[order[0]].input_ids)
-            batch = [order.pop(0)]
-            while order and len(examples[order[0]].input_ids) * (len(batch) + 1) <= max(TOKENS, width):
-                batch.append(order.pop(0))
-            inputs = {k: v.to(device) for k, v in collate([examples[i] for i in batch], pad_id).items()}
+    states: dict[int, torch.Tensor] = {}  # by id() of the example
+    with torch.no_grad(), autocast(device):
+        for batch in split_by_tokens(examples, TOKENS):
+            inputs = {k: v.to(device) for k, v in collate(batch, pad_id).items()}
             x = model.base_model(inputs["input_ids"], inputs["attention_mask"],
                                  layers=slice(0, split)).hidden_state
-            for row, i in enumerate(batch):
-                states[i] = x[row, :len(examples[i].input_ids)].clone()
-    return states
+            for row, e in enumerate(batch):
+                states[id(e)] = x[row, :len(e.input_ids)].clone()
+    return [states[id(e)] for e in examples]
 
 
 def _gradients(model, examples: list[Encoded], pad_id: int, params, blocks: int):
@@ -148,7 +136,7 @@ def _gradients(model, examples: list[Encoded], pad_id: int, params, blocks: int)
     states = _lower_states(model, examples, pad_id, split) if split > 0 else [None] * len(examples)
     for example, state in zip(examples, states):
         batch = {k: v.to(device) for k, v in collate([example], pad_id).items()}
-        with _autocast(device):
+        with autocast(device):
             if state is None:
                 nll, _ = token_nll(model, **batch)          # (N,) one value per trained token
             else:

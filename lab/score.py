@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .engine.device import autocast_dtype
+from .engine.device import autocast
 from .masks import IGNORE, Encoded, collate, encode
 from .objective import token_nll
 from .records import Conversation
@@ -30,7 +30,6 @@ def _nll_batches(model, data: list[Encoded], pad_id: int, batch_size: int):
     """(indices, nll, rows) per batch of similar-length examples: the NLL of each trained token
     and the position in `indices` of the example it belongs to. Eval mode, no gradients."""
     device = next(model.parameters()).device
-    dtype = autocast_dtype(device)
     order = sorted(range(len(data)), key=lambda i: len(data[i].input_ids))  # little padding
     was_training = model.training
     model.eval()
@@ -39,7 +38,7 @@ def _nll_batches(model, data: list[Encoded], pad_id: int, batch_size: int):
             for start in range(0, len(order), batch_size):
                 idx = order[start:start + batch_size]
                 batch = {k: v.to(device) for k, v in collate([data[i] for i in idx], pad_id).items()}
-                with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+                with autocast(device):
                     nll, rows = token_nll(model, **batch)
                 yield idx, nll.float(), rows
     finally:

@@ -7,6 +7,7 @@ bf16 is slower than fp32, and everything is fp32.
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 
@@ -49,6 +50,14 @@ def autocast_dtype(device: torch.device) -> torch.dtype | None:
     if device.type == "cpu" and cpu_has_native_bf16():
         return torch.bfloat16
     return None
+
+
+@contextlib.contextmanager
+def autocast(device: torch.device):
+    """Within the block, compute in `autocast_dtype(device)` (nothing changes where that is fp32)."""
+    dtype = autocast_dtype(device)
+    with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+        yield
 
 
 def set_threads() -> int:
