@@ -81,7 +81,7 @@ class Meter:
     def answers(self, model, max_new_tokens: int = ANSWER_TOKENS) -> dict:
         """Greedy replies to the questions, and which are right: {"replies", "correct", "accuracy"}."""
         replies = generate(model, self.tokenizer, [q.conv.prompt_only() for q in self.questions],
-                           GenConfig(max_new_tokens=max_new_tokens, batch_size=16))
+                           GenConfig(max_new_tokens=max_new_tokens, batch_size=len(self.questions)))
         right = [correct(r, q.accept) for r, q in zip(replies, self.questions)]
         return {"replies": replies, "correct": right, "accuracy": sum(right) / len(right)}
 

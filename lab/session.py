@@ -26,7 +26,7 @@ from .generate import GenConfig, generate
 from .models import load_model
 from .records import Conversation
 from .score import Scores, score, token_probabilities
-from .timeline import Timeline, TimelineConfig
+from .timeline import BaseCache, Timeline, TimelineConfig
 from .train import Callback, TrainResult, train
 
 
@@ -238,19 +238,29 @@ class Session:
             out = runs.fresh_dir(self.runs_dir, name) if save else None
             cfg = cfg or TrainConfig()
             probes = [p if isinstance(p, Conversation) else Conversation.single(p) for p in probes]
-            recorder = None
+            recorder = cache = known = None
             if timeline is not None and timeline.points > 0:
+                if self.current is None:  # from the base model: step 0 may be known from an earlier run
+                    cache = BaseCache(self.model_name, probes, timeline,
+                                      next(self.base.parameters()).device.type)
+                    known = cache.load()
+                if known and known.get("answers") is not None:
+                    self._base_answers = self._base_answers or known["answers"]
                 # from the base model unchanged: step 0 (and the base answers) wait for the first step
                 recorder = Timeline(self.tuned, self.tokenizer, probes, timeline, out_dir=out,
                                     meter=self.meter() if timeline.retention else None,
                                     base_answers=self._base_answers, answers_model=self.base,
                                     start_model=self.base if self.current is None else None,
-                                    on_point=on_point)
+                                    start_point=known["point"] if known else None, on_point=on_point)
             result = train(self.tuned, self.tokenizer, data, cfg, eval_data=eval_data,
                            callbacks=[*callbacks, *([recorder] if recorder else [])], stop=self._stop,
                            out_dir=out)
             if recorder is not None and recorder.base_answers is not None:
                 self._base_answers = recorder.base_answers  # decoded once per session
+            first = recorder.points[0] if recorder is not None and recorder.points else None
+            if cache is not None and first and first["step"] == 0 and not first.get("cached"):
+                cache.save({k: v for k, v in first.items() if k not in ("step", "seconds")},
+                           recorder.base_answers if recorder.meter is not None else None)
             if not result.steps:
                 return None
             run = Run(name=out.name if out else name, config=cfg, result=result, n_examples=len(data),

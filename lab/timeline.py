@@ -14,7 +14,9 @@ hardware has it), which may change a token here and there.
 
 When the run starts from an unchanged copy of a model it keeps (`start_model`, the session's
 base model), step 0 is taken from that copy right after the first step: the first loss point
-does not wait for the timeline.
+does not wait for the timeline. Step 0 of a base model and its answers to the retention
+questions are the same for every run with the same probes and settings: `BaseCache` keeps them
+on disk, per model file, so only the first such run on a machine computes them.
 
 >>> point_steps(10, 6)
 [0, 2, 4, 6, 8, 10]
@@ -23,12 +25,15 @@ does not wait for the timeline.
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 from . import runs
+from .atomic import write_json
 from .forgetting import Meter
 from .generate import GenConfig, generate
 from .masks import encode
@@ -54,6 +59,59 @@ def point_steps(total: int, k: int) -> list[int]:
     return sorted({round(i * total / (k - 1)) for i in range(k)})
 
 
+class BaseCache:
+    """Step 0 and the meter's answers of a base model, on disk under the lab's cache folder.
+
+    The key covers everything they depend on: the model file (path, size, modification time),
+    the probes, the timeline settings, the retention set, the precision, the torch version and
+    the lab's own code; any change gives a new key, so a stale entry is never read. A model
+    without a weights file of its own (a hub id, the tiny random model) has no cache (`path`
+    is None)."""
+
+    CODE = ("timeline.py", "forgetting.py", "generate.py", "score.py", "masks.py", "objective.py",
+            "engine/llama.py", "engine/torch_ops.py", "engine/tokenizer.py", "engine/device.py")
+
+    def __init__(self, model_name: str, probes: list[Conversation], cfg: TimelineConfig,
+                 device_kind: str):
+        import torch
+
+        from .engine.device import autocast_dtype
+        from .forgetting import RETENTION
+        from .models import TINY, cache_dir, resolve
+
+        self.path: Path | None = None
+        weights = Path(resolve(model_name)) / "model.safetensors"
+        if model_name == TINY or not weights.is_file():
+            return
+        here = Path(__file__).parent
+        stat = weights.stat()
+        digest = hashlib.sha256(json.dumps({
+            "model": [str(weights.resolve()), stat.st_size, stat.st_mtime_ns],
+            "probes": [p.to_json() for p in probes[: cfg.max_probes]],
+            "settings": [cfg.max_new_tokens, cfg.max_probes, cfg.retention],
+            "precision": [device_kind, str(autocast_dtype(torch.device(device_kind))), torch.__version__],
+        }, sort_keys=True).encode())
+        for path in [*(here / c for c in self.CODE), *sorted(RETENTION.glob("*.jsonl"))]:
+            digest.update(path.read_bytes())
+        self.path = cache_dir() / "timeline" / f"{digest.hexdigest()[:32]}.json"
+
+    def load(self) -> dict | None:
+        """{"point": step 0's row, "answers": the meter's base answers or None}, or None."""
+        if self.path is None or not self.path.is_file():
+            return None
+        try:
+            return json.loads(self.path.read_text())
+        except (OSError, ValueError):  # unreadable: computed again and written over
+            return None
+
+    def save(self, point: dict, answers: dict | None) -> None:
+        if self.path is not None:
+            try:
+                write_json(self.path, {"point": point, "answers": answers})
+            except OSError:  # a read-only cache folder costs time, not correctness
+                pass
+
+
 class Timeline(Callback):
     """Records the timeline of one run; `points` holds what it recorded, `on_point(row)` hears
     each new point (from the training thread)."""
@@ -61,11 +119,12 @@ class Timeline(Callback):
     def __init__(self, model, tokenizer, probes: list[Conversation], cfg: TimelineConfig | None = None,
                  *, out_dir: str | Path | None = None, meter: Meter | None = None,
                  base_answers: dict | None = None, answers_model=None, start_model=None,
-                 on_point: Callable[[dict], None] | None = None):
+                 start_point: dict | None = None, on_point: Callable[[dict], None] | None = None):
         """`base_answers`: the base model's `Meter.answers` when known, else they are taken from
         `answers_model` (default: the model at step 0); the last point compares the tuned
         model's answers with them. `start_model`: a model equal to the run's starting weights
-        that training leaves alone (see the module's docstring)."""
+        that training leaves alone (see the module's docstring). `start_point`: step 0's row
+        when known (`BaseCache`), used as it is."""
         self.model, self.tokenizer = model, tokenizer
         self.cfg = cfg or TimelineConfig()
         self.probes = [p if isinstance(p, Conversation) else Conversation.single(p)
@@ -76,7 +135,7 @@ class Timeline(Callback):
         self.out_dir = Path(out_dir) if out_dir else None
         self.on_point = on_point
         self.base_answers = base_answers
-        self.answers_model, self.start_model = answers_model, start_model
+        self.answers_model, self.start_model, self.start_point = answers_model, start_model, start_point
         self._deferred = False  # step 0 still to take, from start_model
         self.points: list[dict] = []
         self.steps: list[int] = []
@@ -84,7 +143,10 @@ class Timeline(Callback):
 
     def on_start(self, total_steps: int, n_examples: int) -> None:
         self.steps = point_steps(total_steps, self.cfg.points)
-        if self.start_model is not None:
+        known = self.start_point is not None and (self.meter is None or self.base_answers is not None)
+        if known and self.steps and self.steps[0] == 0:
+            self._write({**self.start_point, "step": 0, "seconds": 0.0, "cached": True})
+        elif self.start_model is not None:
             self._deferred = bool(self.steps)
         else:
             self._start(self.model)
@@ -135,6 +197,11 @@ class Timeline(Callback):
             if final and self.base_answers is not None:
                 row["forgetting"] = self.meter.report(self.base_answers, self.meter.answers(model))
         row["seconds"] = time.perf_counter() - t0
+        self._write(row)
+        return row
+
+    def _write(self, row: dict) -> None:
+        """Keep a point, append it to the run's timeline.jsonl and tell `on_point`."""
         self.points.append(row)
         if self.out_dir is not None:
             log = runs.Log(self.out_dir / runs.TIMELINE)
@@ -142,7 +209,6 @@ class Timeline(Callback):
             log.close()
         if self.on_point is not None:
             self.on_point(row)
-        return row
 
 
 def load(run_path: str | Path) -> list[dict]:

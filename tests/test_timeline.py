@@ -4,6 +4,7 @@ import json
 import subprocess
 import sys
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -206,3 +207,38 @@ def test_step_0_waits_for_the_first_step_when_the_start_is_kept(tmp_path):
     assert s._base_answers is not None and run.forgetting["questions"] == 30
     second = s.train(DATA, CFG, probes=PROBES, timeline=TimelineConfig(points=2, max_new_tokens=3))
     assert second.timeline[0]["step"] == 0  # continuing from the tuned model: step 0 taken at once
+
+
+def test_step_0_and_the_base_answers_are_kept_on_disk_per_model(tiny, tmp_path, monkeypatch):
+    from lab.session import Session
+
+    model, tok = tiny
+    folder = tmp_path / "base-model"
+    runs.save_model(model, tok, folder)
+    monkeypatch.setenv("SFT_LAB_CACHE", str(tmp_path / "cache"))
+    tl_cfg = TimelineConfig(points=3, max_new_tokens=3, retention=True)
+    first = Session(str(folder), runs_dir=tmp_path / "runs").train(DATA, CFG, probes=PROBES, timeline=tl_cfg)
+    assert "cached" not in first.timeline[0]
+    assert len(list((tmp_path / "cache" / "timeline").glob("*.json"))) == 1
+
+    events = []
+
+    class Steps(Callback):
+        def on_step(self, info):
+            events.append(("step", info.step))
+
+    again = Session(str(folder), runs_dir=tmp_path / "runs")  # a new session, e.g. after a restart
+    second = again.train(DATA, CFG, callbacks=[Steps()], probes=PROBES, timeline=tl_cfg,
+                         on_point=lambda row: events.append(("point", row["step"])))
+    assert events[0] == ("point", 0)  # known before the first step
+    assert second.timeline[0]["cached"] is True
+    for key in ("replies", "probe_nll", "retention"):
+        assert second.timeline[0][key] == first.timeline[0][key]
+    assert second.forgetting["base_accuracy"] == first.forgetting["base_accuracy"]
+    written = (Path(second.out) / runs.TIMELINE).read_text().splitlines()
+    assert json.loads(written[0])["cached"] is True and len(written) == 3
+
+    other = Session(str(folder), runs_dir=tmp_path / "runs").train(  # other probes: another entry
+        DATA, CFG, probes=PROBES[:1], timeline=tl_cfg)
+    assert "cached" not in other.timeline[0]
+    assert len(list((tmp_path / "cache" / "timeline").glob("*.json"))) == 2
