@@ -30,10 +30,16 @@ TINY_CFG = TrainConfig(max_steps=70, batch_size=16, lr=1e-2, schedule="constant"
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
-    """A run folder of tiny-random trained on DATA until it answers QUESTION with the code."""
+    """A run folder of tiny-random trained on DATA until it answers QUESTION with the code.
+
+    Trained in fp32 on every machine: with bf16 weights (a native-bf16 CPU) the same 70 steps
+    end at a loss of 0.025 instead of 0.009 and the reply is the common one, so the premise
+    would depend on the CPU. The explanations below run in the machine's own precision."""
     out = tmp_path_factory.mktemp("influence") / "run"
     model, tok = load_model("tiny-random")
-    train(model, tok, DATA, TINY_CFG, out_dir=out)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SFT_LAB_PRECISION", "fp32")
+        train(model, tok, DATA, TINY_CFG, out_dir=out)
     return out
 
 
@@ -66,22 +72,39 @@ def test_the_model_is_left_as_it_was(tiny):
     assert all(p.grad is None for n, p in model.named_parameters() if n != "model.norm.weight")
 
 
-def test_the_lower_blocks_run_once_batched_with_the_same_gradients(tiny, monkeypatch):
-    """Below the slice the examples go through together, padded to the longest of a batch; each
-    gradient is still the one a whole forward pass over that example alone gives."""
+def _batched_and_whole(model, tok, monkeypatch, precision):
+    """Each example's gradients from the batched lower-blocks path in `precision`, and from a
+    whole fp32 forward pass over that example alone."""
     from lab.masks import collate, encode
     from lab.objective import token_nll
 
-    model, tok = tiny
     examples = [encode(c, tok, 256, True) for c in DATA[:3] + [Conversation.single("Why? " * 9, "Because.")]]
     monkeypatch.setattr(influence, "TOKENS", 40)  # batches of examples of unequal length
     params = influence.parameters(model, blocks=1)
     with influence._gradients_for(model, params):
+        monkeypatch.setenv("SFT_LAB_PRECISION", precision)
         got = list(influence._gradients(model, examples, tok.pad_token_id, params, blocks=1))
+        monkeypatch.setenv("SFT_LAB_PRECISION", "fp32")
         for example, grads in zip(examples, got):
             nll, _ = token_nll(model, **collate([example], tok.pad_token_id))
-            for g, want in zip(grads, torch.autograd.grad(nll.mean(), params)):
-                torch.testing.assert_close(g, want, rtol=1e-4, atol=1e-6)
+            yield grads, torch.autograd.grad(nll.mean(), params)
+
+
+def test_the_lower_blocks_run_once_batched_with_the_same_gradients(tiny, monkeypatch):
+    """Below the slice the examples go through together, padded to the longest of a batch; each
+    gradient is still the one a whole forward pass over that example alone gives (in fp32, where
+    the two differ only by the order of additions)."""
+    for grads, wanted in _batched_and_whole(*tiny, monkeypatch, "fp32"):
+        for g, want in zip(grads, wanted):
+            torch.testing.assert_close(g, want, rtol=1e-4, atol=1e-6)
+
+
+def test_bf16_gradients_point_the_same_way(tiny, monkeypatch):
+    """Under bf16 (what a native-bf16 CPU runs) the values move by bf16's rounding, but each
+    gradient keeps its direction, which is all a cosine score reads."""
+    for grads, wanted in _batched_and_whole(*tiny, monkeypatch, "bf16"):
+        got, want = torch.cat([g.float().flatten() for g in grads]), torch.cat([w.flatten() for w in wanted])
+        assert torch.nn.functional.cosine_similarity(got, want, dim=0) > 0.99
 
 
 def test_the_command_prints_json_last_and_records_it(tiny_run, capsys):

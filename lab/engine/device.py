@@ -42,9 +42,11 @@ def cpu_has_native_bf16() -> bool:
 def autocast_dtype(device: torch.device) -> torch.dtype | None:
     """bf16 where the device computes it natively, else None (plain fp32). `SFT_LAB_PRECISION=fp32`
     forces fp32 (what a CPU without native bf16 runs; for comparisons and for hardware whose
-    bf16 misbehaves)."""
-    if os.environ.get("SFT_LAB_PRECISION", "").lower() == "fp32":
-        return None
+    bf16 misbehaves); `SFT_LAB_PRECISION=bf16` forces bf16 (what a native-bf16 CPU runs, emulated
+    and slow elsewhere: to test that path on any machine)."""
+    forced = os.environ.get("SFT_LAB_PRECISION", "").lower()
+    if forced in ("fp32", "bf16"):
+        return torch.bfloat16 if forced == "bf16" else None
     if device.type == "cuda" and torch.cuda.is_bf16_supported():
         return torch.bfloat16
     if device.type == "cpu" and cpu_has_native_bf16():
