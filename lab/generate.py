@@ -13,7 +13,7 @@ from typing import Callable
 
 import torch
 
-from .masks import render_prompt
+from .masks import common_start, render_prompt
 from .records import Conversation
 
 OnToken = Callable[[int, str], None]  # (prompt index, newly decoded text)
@@ -69,10 +69,15 @@ def _generate_batch(model, tokenizer, texts: list[str], cfg: GenConfig,
                     on_token: OnToken | None) -> list[str]:
     device = next(model.parameters()).device
     rows = [tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
+    # the tokens every prompt starts with (the chat template's system prompt) run once, on the
+    # lab's own models; the rest of each prompt is left-padded after them
+    share = (common_start(rows, min(map(len, rows)) - 1)
+             if len(rows) > 1 and hasattr(model, "prefix_cache") else 0)
+    prefix, rows = rows[0][:share], [r[share:] for r in rows]
     width = max(map(len, rows))
     pad = tokenizer.pad_token_id
     ids = torch.tensor([[pad] * (width - len(r)) + r for r in rows], device=device)  # (B, T)
-    mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows], device=device)
+    mask = torch.tensor([[1] * share + [0] * (width - len(r)) + [1] * len(r) for r in rows], device=device)
     stops = stop_ids(model, tokenizer)
     gens = [torch.Generator().manual_seed(cfg.seed) for _ in rows]
     out: list[list[int]] = [[] for _ in rows]
@@ -82,6 +87,8 @@ def _generate_batch(model, tokenizer, texts: list[str], cfg: GenConfig,
     # several rows: decode on packed weights where the model offers them (lab.engine.llama, CPU)
     packing = getattr(model, "packed_weights", None)
     with packing(len(rows)) if packing and len(rows) > 1 else nullcontext():
+        if share:
+            cache = model.prefix_cache(torch.tensor([prefix], device=device), len(rows))
         for _ in range(cfg.max_new_tokens):
             positions = (mask.cumsum(-1) - 1).clamp(min=0)[:, -step_ids.shape[1]:]
             res = model(input_ids=step_ids, attention_mask=mask, position_ids=positions,

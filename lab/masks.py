@@ -194,6 +194,35 @@ def token_preview(conv: Record, tokenizer, max_length: int | None = None,
     return [(tokenizer.decode([t]), label != IGNORE) for t, label in zip(enc.input_ids, enc.labels)]
 
 
+def common_start(rows: list[list[int]], limit: int) -> int:
+    """How many leading tokens all `rows` share, at most `limit`.
+
+    >>> common_start([[1, 2, 3, 4], [1, 2, 5], [1, 2, 3]], limit=2)
+    2
+    """
+    first, common = rows[0], 0
+    while common < limit and all(r[common] == first[common] for r in rows):
+        common += 1
+    return common
+
+
+def shared_prefix(batch: list[Encoded]) -> int:
+    """How many leading tokens every example of `batch` has in common and predicts nothing
+    from: the chat template's system prompt and turn header, which scoring can run once for
+    the batch. At most one token short of each example's first target (the position before a
+    target is where it is predicted from).
+
+    >>> shared_prefix([Encoded([1, 2, 3, 4, 5], [IGNORE] * 4 + [5]),
+    ...                Encoded([1, 2, 3, 7, 8, 9], [IGNORE] * 5 + [9])])
+    3
+    >>> shared_prefix([Encoded([1, 2, 3], [IGNORE, 2, 3]), Encoded([1, 2, 4], [IGNORE] * 2 + [4])])
+    0
+    """
+    limit = min(next((i for i, label in enumerate(e.labels) if label != IGNORE), len(e.labels)) - 1
+                for e in batch)
+    return common_start([e.input_ids for e in batch], max(limit, 0))
+
+
 def collate(batch: list[Encoded], pad_id: int) -> dict:
     """Right-pad a batch to its longest example; padding is never trained nor attended.
 

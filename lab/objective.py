@@ -87,12 +87,22 @@ def linear_nll(h: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor,
 
 
 def token_nll(model, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-              labels: torch.Tensor, accumulate: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+              labels: torch.Tensor, accumulate: bool = False,
+              prefix: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """NLL of every trained token, and the batch row it belongs to.
 
     input_ids, attention_mask, labels: (B, T). Returns nll: (N,) and rows: (N,), N = trained
     tokens in the batch. `nll.mean()` is the loss SFT minimises. accumulate: see `linear_nll`.
+    prefix: the first `prefix` tokens are the same in every row and predict no target
+    (`masks.shared_prefix`); scoring with no gradient runs them once for the batch on the lab's
+    own models (`prefix_cache`): the same values up to rounding.
     """
+    cache_for = getattr(model, "prefix_cache", None)
+    if prefix and len(input_ids) > 1 and cache_for is not None and not torch.is_grad_enabled():
+        cache = cache_for(input_ids[:1, :prefix], len(input_ids))
+        hidden = model.base_model(input_ids[:, prefix:], attention_mask,
+                                  cache=cache).last_hidden_state    # (B, T - prefix, H)
+        return hidden_nll(model, hidden, labels[:, prefix:], accumulate)
     hidden = model.base_model(input_ids=input_ids, attention_mask=attention_mask,
                               use_cache=False).last_hidden_state  # (B, T, H)
     return hidden_nll(model, hidden, labels, accumulate)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import torch
 
 from .engine.device import autocast
-from .masks import IGNORE, Encoded, collate, encode
+from .masks import IGNORE, Encoded, collate, encode, shared_prefix
 from .objective import token_nll
 from .records import Conversation
 
@@ -37,9 +37,10 @@ def _nll_batches(model, data: list[Encoded], pad_id: int, batch_size: int):
         with torch.no_grad():
             for start in range(0, len(order), batch_size):
                 idx = order[start:start + batch_size]
-                batch = {k: v.to(device) for k, v in collate([data[i] for i in idx], pad_id).items()}
+                examples = [data[i] for i in idx]
+                batch = {k: v.to(device) for k, v in collate(examples, pad_id).items()}
                 with autocast(device):
-                    nll, rows = token_nll(model, **batch)
+                    nll, rows = token_nll(model, **batch, prefix=shared_prefix(examples))
                 yield idx, nll.float(), rows
     finally:
         model.train(was_training)

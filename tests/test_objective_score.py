@@ -5,7 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from lab.masks import IGNORE, collate, encode
+from lab.masks import IGNORE, collate, encode, shared_prefix
 from lab.objective import token_nll
 from lab.records import Conversation
 from lab.score import score, token_probabilities
@@ -33,6 +33,24 @@ def test_token_nll_matches_full_logits(tiny_both):
     expect = hand_nll(model, tok, CONVS[0]) + hand_nll(model, tok, CONVS[1])
     assert torch.allclose(nll, torch.tensor(expect), atol=1e-4)
     assert rows.tolist() == [0] * len(hand_nll(model, tok, CONVS[0])) + [1] * len(hand_nll(model, tok, CONVS[1]))
+
+
+def test_a_shared_prefix_runs_once_with_the_same_values(tiny_both):
+    """Every templated example starts with the same system prompt: scoring runs it once for the
+    batch (on the lab's own models; transformers' models ignore `prefix`) and gets each token's
+    NLL as the whole rows give it, long and short rows, bf16 autocast included."""
+    model, tok = tiny_both
+    convs = CONVS + [Conversation.single("Say something long about the sea. " * 3, "Waves. " * 5)]
+    examples = [encode(c, tok) for c in convs]
+    prefix = shared_prefix(examples)
+    assert prefix == 24 and tok.decode(examples[0].input_ids[:prefix]).endswith("<|im_start|>user\n")
+    batch = collate(examples, tok.pad_token_id)
+    for dtype in (None, torch.bfloat16):
+        with torch.no_grad(), torch.autocast("cpu", dtype=dtype or torch.float32, enabled=dtype is not None):
+            whole, rows = token_nll(model, **batch)
+            shared, shared_rows = token_nll(model, **batch, prefix=prefix)
+        assert torch.equal(rows, shared_rows)
+        torch.testing.assert_close(shared, whole, rtol=1e-5 if dtype is None else 2e-2, atol=1e-5)
 
 
 def test_score_equals_hand_computation(tiny_both):
