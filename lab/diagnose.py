@@ -109,7 +109,7 @@ def measure(name: str, model, tokenizer, data: list[Conversation], probes: list[
     return Symptoms(
         name=name, losses=losses, final_loss=sum(losses[-3:]) / len(losses[-3:]) if losses else None,
         held_out_nll=held.mean_nll, nll_by_category={k: sum(v) / len(v) for k, v in by_cat.items()},
-        prompt_nll=prompts.mean_nll, retention_text_nll=meter.nll(model)["text"],
+        prompt_nll=prompts.mean_nll, retention_text_nll=meter.nll(model, ("text",))["text"],
         greeting=sum(r.startswith(GREETING) for r in replies) / len(replies),
         reply_words=sum(len(r.split()) for r in replies) / len(replies), replies=replies,
         recital=max(similarity(a, r) for r in replies for a in answers))

@@ -72,11 +72,11 @@ class Meter:
         self._qa = [encode(q.conv, tokenizer, max_length) for q in self.questions]
         self._text = [encode_text(t, tokenizer, max_length) for t in texts()]
 
-    def nll(self, model) -> dict[str, float]:
-        """Mean NLL per token of the reference answers ("qa") and of the paragraphs ("text")."""
-        pad = self.tokenizer.pad_token_id
-        return {"qa": score_encoded(model, self._qa, pad).mean_nll,
-                "text": score_encoded(model, self._text, pad).mean_nll}
+    def nll(self, model, parts: tuple[str, ...] = ("qa", "text")) -> dict[str, float]:
+        """Mean NLL per token of the reference answers ("qa") and of the paragraphs ("text"),
+        or of the `parts` named."""
+        sets = {"qa": self._qa, "text": self._text}
+        return {k: score_encoded(model, sets[k], self.tokenizer.pad_token_id).mean_nll for k in parts}
 
     def answers(self, model, max_new_tokens: int = ANSWER_TOKENS) -> dict:
         """Greedy replies to the questions, and which are right: {"replies", "correct", "accuracy"}."""
