@@ -37,17 +37,20 @@ def padding_fraction(data: list[Encoded], batches: list[list[int]]) -> float:
     return 1 - real / total if total else 0.0
 
 
-def split_by_tokens(batch: list[Encoded], budget: int) -> list[list[Encoded]]:
-    """Split a batch into chunks whose padded size (rows x longest) stays within `budget` tokens.
+def split_by_tokens(batch: list[Encoded], budget: int, shared: int = 0) -> list[list[Encoded]]:
+    """Split a batch into chunks whose padded size (rows x longest) stays within `budget` tokens;
+    `shared` leading tokens that every row has and that run once per chunk count once.
 
     >>> [[len(e.input_ids) for e in c] for c in split_by_tokens(
     ...     [Encoded([0] * n, [0] * n) for n in (2, 3, 5, 6)], budget=10)]
     [[2, 3], [5], [6]]
+    >>> [len(c) for c in split_by_tokens([Encoded([0] * 6, [0] * 6)] * 3, budget=10, shared=4)]
+    [3]
     """
     chunks: list[list[Encoded]] = []
     for e in sorted(batch, key=lambda e: len(e.input_ids)):
         chunk = chunks[-1] if chunks else None
-        if chunk and (len(chunk) + 1) * len(e.input_ids) <= budget:
+        if chunk and shared + (len(chunk) + 1) * (len(e.input_ids) - shared) <= budget:
             chunk.append(e)
         else:
             chunks.append([e])

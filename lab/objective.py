@@ -94,12 +94,12 @@ def token_nll(model, input_ids: torch.Tensor, attention_mask: torch.Tensor,
     input_ids, attention_mask, labels: (B, T). Returns nll: (N,) and rows: (N,), N = trained
     tokens in the batch. `nll.mean()` is the loss SFT minimises. accumulate: see `linear_nll`.
     prefix: the first `prefix` tokens are the same in every row and predict no target
-    (`masks.shared_prefix`); scoring with no gradient runs them once for the batch on the lab's
-    own models (`prefix_cache`): the same values up to rounding.
+    (`masks.shared_prefix`); on the lab's own models (`prefix_kv`) they run once for the batch,
+    in scoring and in training alike: the same values and gradients up to rounding.
     """
-    cache_for = getattr(model, "prefix_cache", None)
-    if prefix and len(input_ids) > 1 and cache_for is not None and not torch.is_grad_enabled():
-        cache = cache_for(input_ids[:1, :prefix], len(input_ids))
+    kv_for = getattr(model, "prefix_kv", None)
+    if prefix and len(input_ids) > 1 and kv_for is not None:
+        cache = kv_for(input_ids[:1, :prefix])
         hidden = model.base_model(input_ids[:, prefix:], attention_mask,
                                   cache=cache).last_hidden_state    # (B, T - prefix, H)
         return hidden_nll(model, hidden, labels[:, prefix:], accumulate)

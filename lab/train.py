@@ -29,7 +29,7 @@ from .batching import length_grouped_batches, split_by_tokens
 from .config import TrainConfig, micro_batch_tokens, steps_for
 from .engine.device import autocast_dtype, release_free_memory, set_threads
 from .engine.precision import MasterWeights
-from .masks import IGNORE, Encoded, collate, encode_dataset
+from .masks import IGNORE, Encoded, collate, encode_dataset, shared_prefix
 from .objective import token_nll
 from .records import DataError, Record
 from .score import score_encoded
@@ -151,7 +151,8 @@ def prepare_data(data: list[Record], eval_data: list[Record] | None, tokenizer, 
 
 def batch_stream(train_set: list[Encoded], cfg: TrainConfig, pad_id: int, micro_tokens: int):
     """Endless optimiser steps, each `grad_accum` length-grouped batches (one reshuffled epoch
-    after another) as padded micro-batches of at most `micro_tokens` tokens: (B, T) tensors."""
+    after another) as padded micro-batches of at most `micro_tokens` tokens: (B, T) tensors, and
+    `prefix`, the leading tokens all rows share and predict nothing from (run once per batch)."""
     def batches():
         epoch = 0
         while True:
@@ -159,10 +160,14 @@ def batch_stream(train_set: list[Encoded], cfg: TrainConfig, pad_id: int, micro_
                 yield [train_set[i] for i in b]
             epoch += 1
 
+    def micro_batches(batch: list[Encoded]):
+        shared = shared_prefix(batch)  # counted once per micro-batch, as it runs
+        return [{**collate(chunk, pad_id), "prefix": shared_prefix(chunk)}
+                for chunk in split_by_tokens(batch, micro_tokens, shared)]
+
     source = batches()
     while True:
-        yield [collate(chunk, pad_id) for _ in range(cfg.grad_accum)
-               for chunk in split_by_tokens(next(source), micro_tokens)]
+        yield [m for _ in range(cfg.grad_accum) for m in micro_batches(next(source))]
 
 
 class _Log:
@@ -256,7 +261,8 @@ def _loop(model, tokenizer, train_set: list[Encoded], eval_set: list[Encoded], c
                 stopped = True
                 break
             lr = lr_at(step, total, cfg)
-            micro = [{k: v.to(device, non_blocking=True) for k, v in m.items()} for m in next(stream)]
+            micro = [{k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in m.items()}
+                     for m in next(stream)]
             n_step = sum(int((m["labels"][:, 1:] != IGNORE).sum()) for m in micro)  # trained tokens
             loss = 0.0
             for m in micro:

@@ -53,6 +53,30 @@ def test_a_shared_prefix_runs_once_with_the_same_values(tiny_both):
         torch.testing.assert_close(shared, whole, rtol=1e-5 if dtype is None else 2e-2, atol=1e-5)
 
 
+def test_a_shared_prefix_trains_with_the_same_gradients(tiny):
+    """Training runs the shared system prompt once per micro-batch too: the loss and every
+    parameter's gradient (summed back over the rows into the one prefix pass) are those of the
+    whole rows, in fp32, with rows of unequal length (right padding) and the in-place gradient
+    accumulation the trainer uses."""
+    import copy
+
+    model, tok = tiny
+    assert hasattr(model, "prefix_kv")  # the lab's own class, where the prefix runs once
+    convs = CONVS + [Conversation.single("Say something long about the sea. " * 3, "Waves. " * 5)]
+    examples = [encode(c, tok) for c in convs]
+    batch = collate(examples, tok.pad_token_id)
+    runs = []
+    for prefix in (0, shared_prefix(examples)):
+        m = copy.deepcopy(model).train()
+        nll, _ = token_nll(m, **batch, accumulate=True, prefix=prefix)
+        nll.mean().backward()
+        runs.append((nll.detach(), {n: p.grad for n, p in m.named_parameters()}))
+    (whole, whole_grads), (shared, shared_grads) = runs
+    torch.testing.assert_close(shared, whole, rtol=1e-5, atol=1e-6)
+    for name, grad in whole_grads.items():
+        torch.testing.assert_close(shared_grads[name], grad, rtol=1e-4, atol=1e-7, msg=name)
+
+
 def test_score_equals_hand_computation(tiny_both):
     model, tok = tiny_both
     s = score(model, tok, CONVS, batch_size=1)

@@ -248,6 +248,29 @@ class KVCache:
         self.v = [None if t is None else t[:, :, :n].expand(rows, -1, -1, -1).contiguous() for t in self.v]
 
 
+class PrefixKV:
+    """The keys and values of a prefix that every row of a batch starts with, for one forward pass
+    of the rows (a `cache` to `Decoder.forward`): the prefix's own pass (one row) records them,
+    the rows' pass puts them in front of each row's. Under autograd the rows' gradients flow back
+    into the one prefix pass, summed over the rows (`expand`)."""
+
+    def __init__(self, n_layers: int):
+        self.k: list[torch.Tensor | None] = [None] * n_layers
+        self.v: list[torch.Tensor | None] = [None] * n_layers
+        self.length = 0  # the prefix's length, once its pass is done
+
+    def add(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if not self.length:                          # the prefix's pass
+            self.k[layer], self.v[layer] = k, v
+            return k, v
+        rows = (k.shape[0], -1, -1, -1)
+        return (torch.cat((self.k[layer].expand(rows), k), dim=2),
+                torch.cat((self.v[layer].expand(rows), v), dim=2))
+
+    def advance(self, n: int) -> None:
+        self.length += n
+
+
 class CausalAttention(torch.autograd.Function):
     """Causal softmax(q k^T * scale) v for training forwards on a CPU, grouped-query heads
     included.
@@ -257,16 +280,18 @@ class CausalAttention(torch.autograd.Function):
     sequences the lab trains on (up to a few hundred tokens) that is faster on a CPU than the
     flash kernel, whose tiles are made for long sequences (#3 bench job: 29.0 s against 31.0 s
     with torch's SDPA; its flash forward with this backward: 30.6 s against 29.5 s).
-    q: (B, H, T, D); k, v: (B, KV, T, D) with H a multiple of KV; query head h reads key/value
-    head h // (H // KV).
+    q: (B, H, T, D); k, v: (B, KV, S, D) with H a multiple of KV; query head h reads key/value
+    head h // (H // KV). With S > T the queries are the last T positions (a shared prefix's keys
+    and values come first, `PrefixKV`).
     """
 
     @staticmethod
-    def _scores(qg, k):
-        """Scores in fp32 (at least), the future masked out: (B, KV, G*T, T)."""
-        t = k.shape[2]
+    def _scores(qg, k, t):
+        """Scores in fp32 (at least), the future masked out: (B, KV, G*t, S) for t queries, the
+        last t of the S key positions (the first S - t are a prefix every query sees)."""
+        keys = k.shape[2]
         s = (qg @ k.transpose(-1, -2)).to(torch.promote_types(qg.dtype, torch.float32))
-        future = torch.ones(t, t, dtype=torch.bool, device=s.device).triu_(1)
+        future = torch.ones(t, keys, dtype=torch.bool, device=s.device).triu_(1 + keys - t)
         return s.masked_fill_(future.repeat(qg.shape[2] // t, 1), float("-inf"))
 
     @staticmethod
@@ -274,7 +299,7 @@ class CausalAttention(torch.autograd.Function):
         b, h, t, d = q.shape
         # the scale goes on q (T x D) rather than on every score (T x T); grouped queries in rows
         qg = (q * scale).reshape(b, k.shape[1], h // k.shape[1] * t, d)
-        s = CausalAttention._scores(qg, k)
+        s = CausalAttention._scores(qg, k, t)
         top = s.amax(-1, keepdim=True)
         p = s.sub_(top).exp_()                           # softmax in place: one exp per score
         total = p.sum(-1, keepdim=True)
@@ -288,7 +313,7 @@ class CausalAttention(torch.autograd.Function):
     def backward(ctx, grad_out):
         qg, k, v, out, lse = ctx.saved_tensors
         dout = grad_out.reshape(out.shape)
-        p = CausalAttention._scores(qg, k).sub_(lse).exp_()  # the forward's probabilities
+        p = CausalAttention._scores(qg, k, ctx.shape[2]).sub_(lse).exp_()  # the forward's probabilities
         dv = p.to(v.dtype).transpose(-1, -2) @ dout
         delta = (dout.to(p.dtype) * out.to(p.dtype)).sum(-1, keepdim=True)
         ds = p.mul_((dout @ v.transpose(-1, -2)).to(p.dtype).sub_(delta)).to(qg.dtype)
@@ -308,7 +333,7 @@ class Attention(nn.Module):
         self.v_proj = Linear(cfg.hidden_size, kv * d, bias=bias, device=device)
         self.o_proj = Linear(h * d, cfg.hidden_size, bias=bias, device=device)
 
-    def forward(self, x, cos, sin, mask, cache: KVCache | None, layer: int):
+    def forward(self, x, cos, sin, mask, cache: KVCache | PrefixKV | None, layer: int):
         b, t, _ = x.shape
         q = self.q_proj(x).view(b, t, self.heads, self.head_dim).transpose(1, 2)
         k = self.k_proj(x).view(b, t, self.kv_heads, self.head_dim).transpose(1, 2)
@@ -317,10 +342,9 @@ class Attention(nn.Module):
         if cache is not None:
             k, v = cache.add(layer, k, v)
         gqa = self.heads != self.kv_heads
-        if (mask is None and cache is None and torch.is_grad_enabled() and t <= 1024
-                and x.device.type == "cpu"):  # a GPU's flash kernels are faster
+        if mask is None and _own_causal(x.device, t):
             out = CausalAttention.apply(q, k, v, 1.0 / math.sqrt(self.head_dim))
-        elif mask is None:  # no padding in front of any token: plain causal attention
+        elif mask is None:  # no cache, no padding in front of any token: plain causal attention
             out = F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=gqa)
         else:
             out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, enable_gqa=gqa)
@@ -392,7 +416,8 @@ class Decoder(nn.Module):
         self.norm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps, device)
         self.register_buffer("inv_freq", inv_freq(cfg), persistent=False)
 
-    def forward(self, input_ids, attention_mask=None, position_ids=None, cache: KVCache | None = None,
+    def forward(self, input_ids, attention_mask=None, position_ids=None,
+                cache: KVCache | PrefixKV | None = None,
                 layers: slice = slice(None), hidden: torch.Tensor | None = None,
                 **_ignored) -> SimpleNamespace:
         """`last_hidden_state`: the final norm's output (B, T, H). `layers` runs only those blocks,
@@ -401,7 +426,7 @@ class Decoder(nn.Module):
         blocks once, with no graph, and the upper ones again and again (`lab.influence`)."""
         b, t = input_ids.shape
         past = cache.length if cache is not None else 0
-        mask = _attention_mask(attention_mask, b, past, t, input_ids.device)
+        mask = _attention_mask(attention_mask, b, past, t, input_ids.device, _own_causal(input_ids.device, t))
         if position_ids is None:
             position_ids = torch.arange(past, past + t, device=input_ids.device).expand(b, t)
         freqs = position_ids[:, :, None].float() * self.inv_freq[None, None, :]   # (B, T, D/2)
@@ -418,17 +443,25 @@ class Decoder(nn.Module):
         return SimpleNamespace(last_hidden_state=last, hidden_state=x)
 
 
-def _attention_mask(attention_mask, b: int, past: int, t: int, device):
-    """None when causal attention alone is exact (no cache, no padding before a real token), else a
+def _own_causal(device, t: int) -> bool:
+    """Whether attention runs `CausalAttention` (training forwards on a CPU; a GPU's flash kernels
+    are faster), which also takes a cached prefix without a mask."""
+    return torch.is_grad_enabled() and device.type == "cpu" and t <= 1024
+
+
+def _attention_mask(attention_mask, b: int, past: int, t: int, device, after_cache: bool = False):
+    """None when causal attention alone is exact (no padding before a real token, and no cache
+    unless `after_cache`: the attention then takes queries after cached keys), else a
     (B, 1, T, past+T) boolean mask: causal, padding keys hidden. Pad queries see themselves, so
     no softmax row is empty (an empty row would put NaN into the cache)."""
     total = past + t
+    causal = past == 0 or after_cache
     if attention_mask is None:
-        if past == 0:
+        if causal:
             return None
         attention_mask = torch.ones(b, total, dtype=torch.bool, device=device)
     am = attention_mask.bool()
-    if past == 0 and bool((am[:, 1:] <= am[:, :-1]).all()):  # right padding or none
+    if causal and bool((am[:, 1:] <= am[:, :-1]).all()):  # right padding or none
         return None
     q_pos = torch.arange(past, total, device=device)[:, None]
     k_pos = torch.arange(total, device=device)[None, :]
@@ -474,12 +507,19 @@ class LlamaLM(nn.Module):
     def prefix_cache(self, prefix: torch.Tensor, rows: int) -> KVCache:
         """The keys and values of `prefix` (1, P), computed once, for `rows` rows that all begin
         with it: a chat template's system prompt, which every prompt of a batch repeats (24 of
-        the ~50 tokens of a short SmolLM2 question). The rows then run from position P on with
+        the ~50 tokens of a short SmolLM2 question). The rows then decode from position P on with
         this cache, as if each had run its prefix itself."""
         cache = KVCache(len(self.model.layers))
         self.model(prefix, cache=cache)
         cache.repeat_rows(rows)
         return cache
+
+    def prefix_kv(self, prefix: torch.Tensor) -> "PrefixKV":
+        """`prefix` (1, P) run once, for one forward pass of rows that all begin with it (scoring
+        and training; `prefix_cache` is for decoding)."""
+        kv = PrefixKV(len(self.model.layers))
+        self.model(prefix, cache=kv)
+        return kv
 
     @contextmanager
     def packed_weights(self, rows: int):
