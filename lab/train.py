@@ -161,8 +161,8 @@ def batch_stream(train_set: list[Encoded], cfg: TrainConfig, pad_id: int, micro_
             epoch += 1
 
     def micro_batches(batch: list[Encoded]):
-        shared = shared_prefix(batch)  # counted once per micro-batch, as it runs
-        return [{**collate(chunk, pad_id), "prefix": shared_prefix(chunk)}
+        shared = shared_prefix(batch)  # every chunk starts with it; it counts once, as it runs
+        return [{**collate(chunk, pad_id), "prefix": shared}
                 for chunk in split_by_tokens(batch, micro_tokens, shared)]
 
     source = batches()
