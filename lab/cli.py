@@ -148,30 +148,27 @@ def cmd_train(args) -> int:
     if report.warnings:
         print(f"sft-lab: {args.data}: {report.brief()}", file=sys.stderr)
     from .models import load_model
-    from .train import train
+    from .runner import Start, make_run
+    from .timeline import TimelineConfig
 
     model, tok = load_model(args.model)
-    callbacks = [_Bar()]
-    if args.timeline:
-        from .timeline import Timeline, TimelineConfig
-
-        callbacks.append(Timeline(model, tok, probes, TimelineConfig(points=args.timeline,
-                                                                     retention=args.retention,
-                                                                     max_probes=len(probes)),
-                                  out_dir=args.out))
+    timeline = (TimelineConfig(points=args.timeline, retention=args.retention, max_probes=len(probes))
+                if args.timeline else None)
     import warnings
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # truncation and drops: in the brief above and in left_out
-        result = train(model, tok, data, cfg, eval_data=eval_data, callbacks=callbacks,
-                       out_dir=args.out, overwrite=args.overwrite)
+        made = make_run(model, tok, data, cfg, out_dir=args.out, overwrite=args.overwrite,
+                        eval_data=eval_data, probes=probes, timeline=timeline, callbacks=[_Bar()],
+                        start=Start(name=args.model))
+    result = made.result
     if result.left_out:
         said = {"undesirable": "marked undesirable (--include-undesirable trains them)",
                 "incomplete": "with no response", "no_trained_token": "with nothing to train within max_length"}
         parts = [f"{n} {said.get(k, k)}" for k, n in result.left_out.items()]
         print(f"sft-lab: left out of training: {', '.join(parts)}", file=sys.stderr)
     summary = result.summary()
-    if args.timeline and callbacks[1].forgetting:
-        summary["forgetting"] = callbacks[1].forgetting
+    if made.forgetting:
+        summary["forgetting"] = made.forgetting
     print(json.dumps(summary))
     return 0
 

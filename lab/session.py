@@ -26,8 +26,9 @@ from .generate import GenConfig, generate
 from .models import load_model
 from .records import Conversation
 from .score import Scores, score, token_probabilities
-from .timeline import BaseCache, Timeline, TimelineConfig
-from .train import Callback, TrainResult, train
+from .runner import Start, make_run
+from .timeline import TimelineConfig
+from .train import Callback, TrainResult
 
 
 class Busy(RuntimeError):
@@ -237,35 +238,21 @@ class Session:
             name = name or time.strftime("run-%Y%m%d-%H%M%S")
             out = runs.fresh_dir(self.runs_dir, name) if save else None
             cfg = cfg or TrainConfig()
-            probes = [p if isinstance(p, Conversation) else Conversation.single(p) for p in probes]
-            recorder = cache = known = None
-            if timeline is not None and timeline.points > 0:
-                if self.current is None:  # from the base model: step 0 may be known from an earlier run
-                    cache = BaseCache(self.model_name, probes, timeline,
-                                      next(self.base.parameters()).device.type)
-                    known = cache.load()
-                if known and known.get("answers") is not None:
-                    self._base_answers = self._base_answers or known["answers"]
-                # from the base model unchanged: step 0 (and the base answers) wait for the first step
-                recorder = Timeline(self.tuned, self.tokenizer, probes, timeline, out_dir=out,
-                                    meter=self.meter() if timeline.retention else None,
-                                    base_answers=self._base_answers, answers_model=self.base,
-                                    start_model=self.base if self.current is None else None,
-                                    start_point=known["point"] if known else None, on_point=on_point)
-            result = train(self.tuned, self.tokenizer, data, cfg, eval_data=eval_data,
-                           callbacks=[*callbacks, *([recorder] if recorder else [])], stop=self._stop,
-                           out_dir=out)
-            if recorder is not None and recorder.base_answers is not None:
-                self._base_answers = recorder.base_answers  # decoded once per session
-            first = recorder.points[0] if recorder is not None and recorder.points else None
-            if cache is not None and first and first["step"] == 0 and not first.get("cached"):
-                cache.save({k: v for k, v in first.items() if k not in ("step", "seconds")},
-                           recorder.base_answers if recorder.meter is not None else None)
+            fresh = self.current is None  # from the base weights: step 0 is the base model's
+            with_meter = timeline is not None and timeline.retention and timeline.points > 0
+            made = make_run(self.tuned, self.tokenizer, data, cfg, out_dir=out, eval_data=eval_data,
+                            probes=probes, timeline=timeline, callbacks=callbacks, stop=self._stop,
+                            on_point=on_point, meter=self.meter() if with_meter else None,
+                            start=Start(name=self.model_name if fresh else None,
+                                        copy=self.base if fresh else None, base=self.base,
+                                        answers=self._base_answers))
+            self._base_answers = made.base_answers or self._base_answers  # decoded once per session
+            result = made.result
             if not result.steps:
                 return None
             run = Run(name=out.name if out else name, config=cfg, result=result, n_examples=len(data),
-                      out=str(out) if out else None, timeline=recorder.points if recorder else [],
-                      forgetting=recorder.forgetting if recorder else None)
+                      out=str(out) if out else None, timeline=made.timeline, forgetting=made.forgetting,
+                      card=made.card)
             self.current = run
             self.runs.append(run)
         self._changed()

@@ -21,6 +21,7 @@ import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import torch
 
@@ -61,10 +62,11 @@ class TrainResult:
     left_out: dict = field(default_factory=dict)  # records not trained, by reason: {"undesirable": 2}
     history: list[dict] = field(default_factory=list)
     out: str | None = None
+    card: dict = field(default_factory=dict)      # the run card written (empty without a folder)
 
     def summary(self) -> dict:
         d = asdict(self)
-        d.pop("history")
+        d.pop("history"), d.pop("card")
         return d
 
 
@@ -203,10 +205,13 @@ class _Log:
 def train(model, tokenizer, data: list[Record], cfg: TrainConfig | None = None, *,
           eval_data: list[Record] | None = None, callbacks: list[Callback] = (),
           stop: threading.Event | None = None, out_dir: str | Path | None = None,
-          overwrite: bool = False, card: dict | None = None) -> TrainResult:
+          overwrite: bool = False, card: dict | None = None,
+          finish: Callable[[TrainResult], dict] | None = None) -> TrainResult:
     """Fine-tune `model` in place on `data`; with `out_dir`, write a run folder there
     (`lab.runs`; a finished run there is refused unless `overwrite`; `card`: more fields for
-    its run card, known at the start)."""
+    its run card, known at the start; `finish(result)`: more fields known at the end, computed
+    after the callbacks' `on_end` and before `run.json`, whose writing ends the run).
+    `lab.runner.make_run` is the run path that widgets, CLI and experiments call."""
     cfg = cfg or TrainConfig()
     data, train_set, eval_set, left_out = prepare_data(data, eval_data, tokenizer, cfg)
     out = runs.prepare(out_dir, overwrite=overwrite) if out_dir is not None else None
@@ -218,14 +223,17 @@ def train(model, tokenizer, data: list[Record], cfg: TrainConfig | None = None, 
             result.left_out = left_out
         for cb in callbacks:
             cb.on_end(result)  # before the card: what callbacks write is in the folder with it
+        extra = finish(result) if finish is not None and result.steps else {}
     except BaseException:
         if out is not None:
             runs.release(out)  # no longer running: listed as interrupted
         raise
+    if result.steps:
+        result.card = {**(card or {}), **run_card(result, cfg, model.config.name_or_path, data), **extra}
     if out is not None:
         if result.steps:
             runs.save_model(model, tokenizer, out / runs.MODEL)
-            runs.finish(out, {**(card or {}), **run_card(result, cfg, model.config.name_or_path, data)})
+            result.card = runs.finish(out, result.card)
         else:
             runs.abandon(out)  # stopped before the first step: nothing to keep
     return result

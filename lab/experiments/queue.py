@@ -17,11 +17,11 @@ from typing import Callable
 
 from . import variants as V
 from .. import runs
-from ..generate import GenConfig, generate
+from ..generate import GenConfig
 from ..records import Conversation
-from ..score import score
-from ..textdiff import similarity
-from ..train import Callback, StepInfo, TrainConfig, train
+from ..runner import Start, make_run
+from ..timeline import TimelineConfig
+from ..train import Callback, StepInfo, TrainConfig
 
 TRANSFORMS: dict[str, Callable] = {
     "subsample": V.subsample,                 # arg: number of examples
@@ -115,33 +115,28 @@ def run_variant(base_model, tokenizer, data: list[Conversation], variant: Varian
                 config: TrainConfig, out_dir: Path, experiment: str,
                 eval_data: list[Conversation] = (), probes: list[str] = (),
                 gen: GenConfig | None = None, stop: threading.Event | None = None,
-                callbacks: list[Callback] = ()) -> dict:
-    """Train a fresh copy of the base model on one variant; write and return its run card.
+                callbacks: list[Callback] = (), base_name: str | None = None,
+                timeline: TimelineConfig | None = None) -> dict:
+    """Train a fresh copy of the base model on one variant through the run path
+    (`lab.runner.make_run`); return its run card (a failed run's card says why).
 
     With `eval_data`, every variant is scored on that one held-out set (its own eval split
-    is off, so each trains on all of its data)."""
+    is off, so each trains on all of its data); `probes` are answered after the run."""
     card = {"experiment": experiment, "variant": asdict(variant)}
     model = None
     try:
         variant_data = variant.apply(data)
         cfg = variant.train_config(config)
-        if eval_data:
-            cfg = replace(cfg, eval_split=0.0)
         card.update(dataset_sha256=runs.dataset_sha256(variant_data), n_examples=len(variant_data),
                     config=cfg.to_json())
         model = copy.deepcopy(base_model)
-        result = train(model, tokenizer, variant_data, cfg, callbacks=callbacks, stop=stop,
-                       out_dir=out_dir, card={k: card[k] for k in ("experiment", "variant")})
-        if not result.steps:
+        made = make_run(model, tokenizer, variant_data, cfg, out_dir=out_dir, held_out=eval_data,
+                        probes=probes, reply_probes=gen or GenConfig(max_new_tokens=64),
+                        timeline=timeline, start=Start(name=base_name, copy=base_model, base=base_model),
+                        callbacks=callbacks, stop=stop, card={k: card[k] for k in ("experiment", "variant")})
+        if not made.result.steps:
             return {**card, "status": "cancelled", "path": str(out_dir)}
-        card.update({k: v for k, v in (runs.read_card(out_dir) or {}).items() if k != "path"})
-        if eval_data:
-            s = score(model, tokenizer, list(eval_data), max_length=cfg.max_length)
-            card["eval_nll"], card["eval_nll_per_example"] = s.mean_nll, s.per_example
-        if probes:
-            card["probes"] = [{"prompt": p, "reply": r}
-                              for p, r in zip(probes, generate(model, tokenizer, list(probes), gen))]
-            card["probe_similarity"] = probe_similarity(card["probes"], eval_data)
+        return {**made.card, "path": str(out_dir)}
     except Exception as err:  # one failed run must not sink the queue: record it and go on
         card.update(status="failed", error=f"{type(err).__name__}: {err}",
                     traceback=traceback.format_exc(limit=5))
@@ -149,18 +144,6 @@ def run_variant(base_model, tokenizer, data: list[Conversation], variant: Varian
         del model
     out_dir.mkdir(parents=True, exist_ok=True)
     return {**runs.finish(out_dir, card), "path": str(out_dir)}
-
-
-def probe_similarity(replies: list[dict], references: list[Conversation]) -> float | None:
-    """How close the probe replies come to the reference answers of the same prompts (the
-    share of words in common, 0..1, `lab.textdiff.similarity`), averaged; None without any.
-
-    >>> probe_similarity([{"prompt": "Hi", "reply": "Arr! Hello"}], [Conversation.single("Hi", "Arr! Hello")])
-    1.0
-    """
-    ref = {c.prompt: c.response for c in references if getattr(c, "response", None)}
-    pairs = [(p["reply"], ref[p["prompt"]]) for p in replies if p["prompt"] in ref]
-    return sum(similarity(r, a) for r, a in pairs) / len(pairs) if pairs else None
 
 
 class _Relay(Callback):
@@ -195,12 +178,13 @@ class Queue:
     def __init__(self, session, *, runs_dir: str | Path | None = None,
                  config: TrainConfig | None = None, eval_data: list[Conversation] = (),
                  probes: list[str] = (), gen: GenConfig | None = None,
-                 on_step=None, on_run_end=None):
+                 timeline: TimelineConfig | None = None, on_step=None, on_run_end=None):
         self.session = session
         self.runs_dir = Path(runs_dir) if runs_dir is not None else Path(session.runs_dir)
         self.config = config or TrainConfig()
         self.eval_data, self.probes = list(eval_data), list(probes)
         self.gen = gen or GenConfig(max_new_tokens=64)
+        self.timeline = timeline  # each run's timeline (None: none)
         self.on_step, self.on_run_end = on_step, on_run_end
         self.jobs: list[Job] = []
         self._cancel = False
@@ -259,7 +243,8 @@ class Queue:
             job.card = run_variant(self.session.base, self.session.tokenizer, job.data, job.variant,
                                    config=self.config, out_dir=job.out_dir, experiment=job.experiment,
                                    eval_data=self.eval_data, probes=self.probes, gen=self.gen,
-                                   stop=self.session.stop_event, callbacks=relay)
+                                   stop=self.session.stop_event, callbacks=relay,
+                                   base_name=self.session.model_name, timeline=self.timeline)
             job.status = job.card["status"]
             if self.on_run_end:
                 self.on_run_end(name, job.card)
