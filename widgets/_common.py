@@ -100,6 +100,21 @@ def join(thread: threading.Thread | None, timeout: float | None = None) -> None:
         drain()
 
 
+def answer_while_cells_run(*widgets) -> None:
+    """Let clicks in these widgets reach the kernel while a notebook cell runs (e.g. Stop while
+    a cell waits for the training run).
+
+    JupyterLab sends widget messages to a kernel subshell, which handles them while the main
+    shell runs a cell. ipykernel 7, though, routes a comm's incoming messages to the shell of
+    the last message the kernel sent on it: once a cell (or a thread) sets a trait, the
+    widget's clicks queue behind the running cell. Keeping the front end's own choice of
+    subshell undoes that. Kernels without subshells have no such routing; nothing changes."""
+    for widget in widgets:
+        comm = getattr(widget, "comm", None)
+        if comm is not None and hasattr(comm, "_reply_subshell_for"):  # ipykernel >= 7 (private)
+            comm._reply_subshell_for = lambda data, default: default
+
+
 def plural(n: int, word: str, many: str | None = None) -> str:
     """'1 prompt', '2 prompts'.
 

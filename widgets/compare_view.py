@@ -30,7 +30,7 @@ from lab.records import Conversation
 from lab.session import Session
 from lab.textdiff import word_diff
 
-from ._common import CSS, BusyLine, Throttle, error_text, esm, join, on_main, plural
+from ._common import CSS, BusyLine, Throttle, answer_while_cells_run, error_text, esm, join, on_main, plural
 
 
 def _tuned_reply(row: dict) -> str | None:
@@ -85,6 +85,7 @@ class CompareView(anywidget.AnyWidget):
 
     def __init__(self, session: Session | None = None, probes=(), **kwargs):
         super().__init__(**kwargs)
+        answer_while_cells_run(self)
         self._probes: list[Conversation] = []
         self._thread: threading.Thread | None = None
         self._busy = BusyLine(self)

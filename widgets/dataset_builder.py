@@ -31,7 +31,7 @@ from lab.records import Conversation
 from lab.review import review
 from lab.validate import check_dataset
 
-from ._common import CSS, error_text, esm
+from ._common import CSS, answer_while_cells_run, error_text, esm
 
 _EDIT_FAILED = "an edit could not be applied: "
 BACKUPS_KEPT = 20  # numbered backups of replaced lists kept beside the autosave file
@@ -77,6 +77,7 @@ class DatasetBuilder(anywidget.AnyWidget):
         names = starters.names()
         super().__init__(max_length=max_length, path=str(path or ""), starters=names,
                          starter_choice=names[0] if names else "", **kwargs)
+        answer_while_cells_run(self)
         self._convs: list[Conversation] = []
         self._probes: list[Conversation] = []
         self._tokenizer = None

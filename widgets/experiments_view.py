@@ -35,7 +35,7 @@ from lab.experiments.specs import KINDS, make_variants
 from lab.experiments.variants import tags as data_tags
 
 from . import _experiments_html as H
-from ._common import BusyLine, Throttle, error_text, join, on_main
+from ._common import BusyLine, Throttle, answer_while_cells_run, error_text, join, on_main
 from ._run_compare import RunComparison
 
 Examples = Union[Iterable, Callable[[], Iterable]]
@@ -106,6 +106,9 @@ class ExperimentsView(w.VBox):
         self._busy = BusyLine(self)
         self._busy.follow(session)
         super().__init__(self._children())
+        answer_while_cells_run(self.kind, self.params, self.experiment, self.seeds, self.add_button,
+                               self.run_button, self.stop_button, self.report_button, self.show,
+                               self.run_a, self.run_b, self.compare_button)
         self.add_class("sftlab-experiments")
         self._load_history()
         self.refresh()

@@ -28,7 +28,7 @@ from lab.session import Run, Session
 from lab.timeline import TimelineConfig
 from lab.train import Callback, StepInfo, TrainResult, split_eval
 
-from ._common import CSS, BusyLine, Throttle, error_text, esm, join, on_main
+from ._common import CSS, BusyLine, Throttle, answer_while_cells_run, error_text, esm, join, on_main
 
 SAMPLE_PROBES = 2        # probe prompts answered after each eval when sample replies are on
 SAMPLE_TOKENS = 48       # reply length of those samples: short, training waits for them
@@ -99,6 +99,7 @@ class TrainPanel(anywidget.AnyWidget):
         """`session`: reuse a loaded model (else `model` is loaded at the first Load/Start);
         `save`: write a run folder per run under `runs_dir` (default: the session's)."""
         super().__init__(model_name=session.model_name if session else model, **hyperparameters)
+        answer_while_cells_run(self)  # Stop while a cell waits for the run
         self._examples: list[Conversation] = list(examples)
         self._probes: list[Conversation] = []
         self._runs_dir, self._save = runs_dir, save
