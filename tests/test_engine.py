@@ -154,7 +154,19 @@ def public_only(monkeypatch):
     monkeypatch.setattr(torch_ops, "PRIVATE", False)
 
 
-def test_adamw_fallback_matches_the_fused_kernel(public_only):
+def test_adamw_fallback_matches_the_fused_kernel(public_only, monkeypatch):
+    """The public path computes what torch's fused kernel computes, and the private run really
+    went through the kernel (a kernel that failed would silently compare the fallback with
+    itself)."""
+    calls = []
+    kernel = torch._fused_adamw_
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return kernel(*args, **kwargs)
+
+    monkeypatch.setattr(torch, "_fused_adamw_", counted)
+    monkeypatch.setattr(torch_ops, "_broken", set())  # an earlier failure in this process is not this test's
     torch.manual_seed(0)
     p = torch.randn(1000)
     fused, public = [(p.clone(), torch.zeros(1000), torch.zeros(1000)) for _ in range(2)]
@@ -163,6 +175,8 @@ def test_adamw_fallback_matches_the_fused_kernel(public_only):
         for private, (param, m, v) in ((True, fused), (False, public)):
             torch_ops.PRIVATE = private
             torch_ops.adamw_(param, g, m, v, count, 1e-2, (0.9, 0.999), 1e-8, 0.1)
+    assert len(calls) == 3 and "adamw" not in torch_ops._broken, "the fused kernel did not run"
+    assert not torch.equal(fused[0], p)  # it moved the weights
     for a, b in zip(fused, public):
         torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-7)
 
