@@ -15,7 +15,7 @@ import copy
 import threading
 import time
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -23,6 +23,7 @@ from . import influence, runs
 from .config import TrainConfig
 from .forgetting import Meter
 from .generate import GenConfig, generate
+from .learned import token_changes
 from .models import load_model
 from .records import Conversation
 from .score import Scores, score, token_probabilities
@@ -80,11 +81,6 @@ class Session:
     @property
     def busy(self) -> bool:
         return self._owner is not None
-
-    @property
-    def current_job(self) -> str | None:
-        """What is running now, for a person ("training run-... in the Train tab"), or None."""
-        return self._what
 
     def busy_message(self) -> str:
         """One line: what runs, for how long, and what to do."""
@@ -328,6 +324,12 @@ class Session:
             return influence.explain(run.out, prompt, reply, top, model=self.tuned, tokenizer=self.tokenizer,
                                      on_progress=on_progress)
 
+    def learned(self, convs: list[Conversation]) -> list[list[dict]]:
+        """Per example per response token, how the tuning changed its log-probability
+        (`lab.learned.token_changes`, base vs tuned): what "What changed?" summarises."""
+        with self.job("explaining what changed"):
+            return token_changes(self.base, self.model, self.tokenizer, convs)[1]
+
     def tuned_differs(self) -> bool:
         """True when the tuned model is not (any longer) a copy of the base weights."""
         if self.tuned is None:
@@ -335,12 +337,3 @@ class Session:
         import torch
 
         return any(not torch.equal(a, b) for a, b in zip(self.tuned.parameters(), self.base.parameters()))
-
-    def history(self) -> list[dict]:
-        """One row per run of this session: settings and outcome, for tables."""
-        return [{"run": r.name, "examples": r.n_examples, **{k: v for k, v in asdict(r.config).items()
-                 if k in ("epochs", "max_steps", "lr", "batch_size", "completion_only")},
-                 **({"steps": r.result.steps, "final_loss": r.result.final_loss,
-                     "eval_loss": r.result.eval_loss, "stopped": r.result.stopped} if r.result else
-                    {k: r.card.get(k) for k in ("steps", "final_loss", "eval_loss", "stopped")})}
-                for r in self.runs]

@@ -1,9 +1,8 @@
-"""Pieces the widgets share: front-end files, error text, throttling, the main thread.
+"""Pieces the widgets share: front-end files, error text, throttling, the main thread, jobs.
 
-Widget state that other widgets observe changes on the kernel's main thread: a background job
-hands such changes to `on_main`, which queues them for the kernel's event loop, and a
-widget's `wait()` runs them itself (`join`) while it holds the main thread. Progress traits
-set by a running job change under the session's job slot instead (see `lab.session`).
+Widget state changes on the kernel's main thread only: a background job (`Job`) reports, and
+hands every change to `on_main`, which queues it for the kernel's event loop; a widget's
+`wait()` runs the queued changes itself (`join`) while it holds the main thread.
 """
 from __future__ import annotations
 
@@ -87,6 +86,57 @@ def drain() -> None:
         except queue.Empty:
             return
         fn(*args)
+
+
+def assign(widget, **traits) -> None:
+    """Set several traits of `widget` on the kernel's main thread (`on_main`), as one change."""
+    on_main(_assign, widget, traits)
+
+
+def _assign(widget, traits: dict) -> None:
+    with widget.hold_trait_notifications():
+        for name, value in traits.items():
+            setattr(widget, name, value)
+
+
+class Job:
+    """A widget's background job (training, generating, scoring): it takes the session's job
+    slot, runs in its own thread, and only reports; every change of the widget's state goes to
+    the kernel's main thread (`set`, `on_main`). A failure shows in the widget: `message`
+    cleared, `error` says what and how to fix it, `state` 'error'; `wait()` raises it."""
+
+    def __init__(self, widget):
+        self.widget, self.thread = widget, None
+
+    def start(self, session, what: str, fn, *args, name: str = "sftlab-job") -> None:
+        """Run `fn(*args)` in the background holding `session`'s job slot (`Busy` at once,
+        naming what runs, if it is taken); without a session, in a plain thread."""
+        if session is None:
+            self.thread = threading.Thread(target=self._run, args=(fn, *args), daemon=True, name=name)
+            self.thread.start()
+        else:
+            self.thread = session.start_job(what, self._run, fn, *args, name=name, by=self.widget)
+
+    def _run(self, fn, *args) -> None:
+        try:
+            fn(*args)
+        except Exception as err:  # shown in the widget; `wait()` raises it for scripts
+            self.set(message="", error=error_text(err), state="error")
+
+    def set(self, **traits) -> None:
+        """Change the widget's traits on the main thread (from the job's thread)."""
+        assign(self.widget, **traits)
+
+    @property
+    def running(self) -> bool:
+        return self.thread is not None and self.thread.is_alive()
+
+    def wait(self, timeout: float | None = None) -> None:
+        """Block until the job ends, applying the changes it hands to the main thread; raise
+        its error (as the widget shows it) if it failed."""
+        join(self.thread, timeout)
+        if getattr(self.widget, "state", None) == "error":
+            raise RuntimeError(self.widget.error)
 
 
 def join(thread: threading.Thread | None, timeout: float | None = None) -> None:

@@ -16,12 +16,14 @@ from lab.comparison import make_row
 from lab.generate import GenConfig, generate
 from lab.models import load_model
 
+from lab.runs import has_model
+
 from . import _experiments_html as H
-from ._common import error_text
+from ._common import assign, error_text, join, on_main
 
 
 def _has_model(card: dict | None) -> bool:
-    return card is not None and (Path(card.get("path") or "") / "model").is_dir()
+    return card is not None and has_model(card.get("path") or "")
 
 
 class RunComparison(w.VBox):
@@ -101,14 +103,14 @@ class RunComparison(w.VBox):
         a, b, cards, prompts = self._plan(a, b, prompts)
         replies = {}
         for n, card in zip((a, b), cards):
-            self.html.value = f"<span class='sftlab-muted'>Loading {H._e(n)} and generating…</span>"
+            assign(self.html, value=f"<span class='sftlab-muted'>Loading {H._e(n)} and generating…</span>")
             model, tok = load_model(str(Path(card["path"]) / "model"))
             replies[n] = generate(model, tok, prompts, self.gen)
             del model  # an extra model in memory only while it answers
         self.rows = [make_row(p, {a: replies[a][i], b: replies[b][i]}) for i, p in enumerate(prompts)]
         info = {n: f"held-out NLL {H._num(c.get('eval_nll'))} · {c.get('n_examples', '?')} examples"
                 for n, c in zip((a, b), cards)}
-        self.html.value = H.compare_table(self.rows, info)
+        assign(self.html, value=H.compare_table(self.rows, info))
         return self.rows
 
     def compare_in_background(self) -> None:
@@ -119,10 +121,10 @@ class RunComparison(w.VBox):
             try:
                 self.compare(a, b, prompts)
             except Exception as err:  # e.g. a run folder deleted meanwhile: say so in the panel
-                self.html.value = ""
-                self._on_error(error_text(err))
+                assign(self.html, value="")
+                on_main(self._on_error, error_text(err))
             finally:
-                self.button.disabled = False
+                assign(self.button, disabled=False)
 
         try:
             if self.running:
@@ -139,5 +141,4 @@ class RunComparison(w.VBox):
         return self._thread is not None and self._thread.is_alive()
 
     def wait(self, timeout: float | None = None) -> None:
-        if self._thread is not None:
-            self._thread.join(timeout)
+        join(self._thread, timeout)

@@ -16,7 +16,6 @@ of the run, diffed against the point before.
 from __future__ import annotations
 
 import os
-import threading
 from pathlib import Path
 
 import anywidget
@@ -25,12 +24,12 @@ import traitlets as t
 from lab import influence, timeline
 from lab.comparison import make_row, write_table
 from lab.generate import GenConfig
-from lab.learned import summarize, token_changes
+from lab.learned import summarize
 from lab.records import Conversation
 from lab.session import Session
 from lab.textdiff import word_diff
 
-from ._common import CSS, BusyLine, Throttle, answer_while_cells_run, error_text, esm, join, on_main, plural
+from ._common import CSS, BusyLine, Job, Throttle, answer_while_cells_run, error_text, esm, on_main, plural
 
 
 def _tuned_reply(row: dict) -> str | None:
@@ -87,7 +86,7 @@ class CompareView(anywidget.AnyWidget):
         super().__init__(**kwargs)
         answer_while_cells_run(self)
         self._probes: list[Conversation] = []
-        self._thread: threading.Thread | None = None
+        self._job = Job(self)
         self._busy = BusyLine(self)
         self._off = None
         self.observe(self._on_session, "session")
@@ -145,9 +144,8 @@ class CompareView(anywidget.AnyWidget):
         if not items:
             raise ValueError("no prompts: type some (one per line) or choose the held-out probes")
         self.error = ""
-        self._thread = self.session.start_job(  # Busy, naming what runs, if the session is busy
-            f"comparing {plural(len(items), 'prompt')} in the Compare tab", self._guarded, items, cfg,
-            self.reference_mode, name="sftlab-compare", by=self)
+        self._job.start(self.session, f"comparing {plural(len(items), 'prompt')} in the Compare tab",
+                        self._compare, items, cfg, self.reference_mode, name="sftlab-compare")
 
     def explain_change(self) -> None:
         """Start "What changed?" in the background: the tokens and phrases the tuning made
@@ -162,8 +160,8 @@ class CompareView(anywidget.AnyWidget):
             raise ValueError("the tuned model is the base model: train (or load a run), then ask "
                              "what changed")
         self.error = ""
-        self._thread = self.session.start_job("explaining what changed (Compare tab)", self._guarded_learned,
-                                              items, name="sftlab-learned", by=self)
+        self._job.start(self.session, "explaining what changed (Compare tab)", self._learned, items,
+                        name="sftlab-learned")
 
     def _explained_items(self) -> list[Conversation]:
         """The table's prompts with their reference answers, else with the tuned replies."""
@@ -174,21 +172,17 @@ class CompareView(anywidget.AnyWidget):
                 out.append(Conversation.single(row["prompt"], reply, system=row.get("system")))
         return out
 
-    def _guarded_learned(self, items: list[Conversation]) -> None:
-        try:
-            self.state, self.message = "running", ""
-            self.progress = {"done": 0, "total": 1, "stage": "scoring every token under both models"}
-            s = self.session
-            _, changes = token_changes(s.base, s.model, s.tokenizer, items)
-            refs = sum(bool(r["reference"]) for r in self.rows)
-            self.learned = {**summarize(changes), "source": "reference answers" if refs == len(items)
-                            else "the tuned model's replies" if not refs else
-                            "reference answers and the tuned model's replies"}
-            self.progress = {"done": 1, "total": 1, "stage": "done"}
-            self.state = "done"
-            self.message = f"What changed: scored {self.learned['tokens_scored']} tokens of {plural(len(items), 'reply', 'replies')}."
-        except Exception as err:  # shown in the view
-            self._failed(err)
+    def _learned(self, items: list[Conversation]) -> None:
+        self._job.set(state="running", message="",
+                      progress={"done": 0, "total": 1, "stage": "scoring every token under both models"})
+        changes = self.session.learned(items)
+        refs = sum(bool(r["reference"]) for r in self.rows)
+        learned = {**summarize(changes), "source": "reference answers" if refs == len(items)
+                   else "the tuned model's replies" if not refs else
+                   "reference answers and the tuned model's replies"}
+        self._job.set(learned=learned, progress={"done": 1, "total": 1, "stage": "done"}, state="done",
+                      message=f"What changed: scored {learned['tokens_scored']} tokens of "
+                              f"{plural(len(items), 'reply', 'replies')}.")
 
     def which_examples(self, row: int) -> None:
         """Start "Which examples?" in the background: the training examples of the tuned model's
@@ -211,33 +205,22 @@ class CompareView(anywidget.AnyWidget):
             raise ValueError("this row has no tuned reply to explain")
         self.error = ""
         prompt = Conversation.single(r["prompt"], system=r.get("system"))
-        self._thread = self.session.start_job("finding which examples taught a reply (Compare tab)",
-                                              self._guarded_influence, row, prompt, reply,
-                                              name="sftlab-influence", by=self)
+        self._job.start(self.session, "finding which examples taught a reply (Compare tab)", self._influence,
+                        row, prompt, reply, name="sftlab-influence")
 
-    def _guarded_influence(self, row: int, prompt: Conversation, reply: str) -> None:
-        try:
-            self.state, self.message, self.influence = "running", "", {}
-            throttle = Throttle(0.25)
+    def _influence(self, row: int, prompt: Conversation, reply: str) -> None:
+        self._job.set(state="running", message="", influence={})
+        throttle = Throttle(0.25)
 
-            def progress(stage: str, done: int, total: int) -> None:
-                if throttle.ready(done == total):
-                    self.progress = {"done": done, "total": total, "stage": stage,
-                                     "text": f"ranking training examples: gradient {done} of {total}"}
+        def progress(stage: str, done: int, total: int) -> None:
+            if throttle.ready(done == total):
+                self._job.set(progress={"done": done, "total": total, "stage": stage,
+                                        "text": f"ranking training examples: gradient {done} of {total}"})
 
-            result = self.session.which_examples(prompt, reply, on_progress=progress)
-            self.influence = {**result, "row": row, "note": influence.NOTE}
-            self.state = "done"
-            self.message = (f"Which examples: ranked the {plural(result['examples'], 'training example')} "
-                            f"of run {self.tuned_run} for the tuned reply in row {row + 1}.")
-        except Exception as err:  # shown in the view
-            self._failed(err)
-
-    def _failed(self, err: Exception) -> None:
-        """A background job's failure, shown in the view instead of a log."""
-        self.message = ""
-        self.error = error_text(err)
-        self.state = "error"
+        result = self.session.which_examples(prompt, reply, on_progress=progress)
+        self._job.set(influence={**result, "row": row, "note": influence.NOTE}, state="done",
+                      message=f"Which examples: ranked the {plural(result['examples'], 'training example')} "
+                              f"of run {self.tuned_run} for the tuned reply in row {row + 1}.")
 
     def show_timeline(self, run=None) -> None:
         """Show the timeline of `run` (a `lab.session.Run`, a run folder, or None for the run
@@ -257,13 +240,11 @@ class CompareView(anywidget.AnyWidget):
     @property
     def running(self) -> bool:
         """True while this view's comparison runs."""
-        return self._thread is not None and self._thread.is_alive()
+        return self._job.running
 
     def wait(self, timeout: float | None = None) -> list[dict]:
         """Block until the comparison ends; return the rows, or raise if it failed."""
-        join(self._thread, timeout)
-        if self.state == "error":
-            raise RuntimeError(self.error)
+        self._job.wait(timeout)
         return self.rows
 
     def export(self, path: str) -> None:
@@ -281,18 +262,12 @@ class CompareView(anywidget.AnyWidget):
         except Exception as err:  # any failure of a user action belongs in the view
             self.error = error_text(err)
 
-    def _guarded(self, items, cfg, reference_mode) -> None:
-        try:
-            self._compare(items, cfg, reference_mode)
-        except Exception as err:  # shown in the view; `wait()` raises it for scripts
-            self._failed(err)
-
     def _compare(self, items: list[Conversation], cfg: GenConfig, reference_mode: bool) -> None:
         s = self.session
-        self.state, self.message, self.influence = "running", "", {}
         prompts = [c.prompt for c in items]
         trained = s.tuned_differs()
-        self.tuned_run = s.current.name if trained and s.current else ""
+        tuned_run = s.current.name if trained and s.current else ""
+        self._job.set(state="running", message="", influence={}, tuned_run=tuned_run)
         replies = {"base": [""] * len(items), "tuned": [""] * len(items)}
         earlier = s.earlier_replies(prompts)
         total = len(items) * cfg.max_new_tokens * (2 if trained else 1)
@@ -300,9 +275,9 @@ class CompareView(anywidget.AnyWidget):
 
         def push(stage: str, force: bool = False) -> None:
             if throttle.ready(force):
-                self.progress = {"done": min(done[0], total), "total": total, "stage": stage}
-                self.rows = [_row(c, {k: v[i] for k, v in replies.items()}, earlier)
-                             for i, c in enumerate(items)]
+                self._job.set(progress={"done": min(done[0], total), "total": total, "stage": stage},
+                              rows=[_row(c, {k: v[i] for k, v in replies.items()}, earlier)
+                                    for i, c in enumerate(items)])
 
         for key, tuned, stage in (("base", False, "base model"), ("tuned", True, "tuned model")):
             if tuned and not trained:
@@ -317,27 +292,26 @@ class CompareView(anywidget.AnyWidget):
             replies[key] = s.reply(items, tuned=tuned, cfg=cfg, on_token=on_token)
             done[0] = len(items) * cfg.max_new_tokens * (2 if tuned else 1)
             push(stage, force=True)
-        scores = self._score(items) if reference_mode else {}
-        self.rows = [_row(c, {k: v[i] for k, v in replies.items()}, earlier, scores, i)
-                     for i, c in enumerate(items)]
+        scores = self._score(items, total) if reference_mode else {}
         if trained:
             s.record_replies(dict(zip(prompts, replies["tuned"])))
-        self.progress = {"done": total, "total": total, "stage": "done"}
-        self.state = "done"
         done = f"Compared {plural(len(items), 'prompt')}."
-        self.message = (done if trained else
-                        f"{done} The tuned model is the base model (no run yet, reset to base, or a "
-                        "run still to load in the Train tab), so both columns agree: train, then "
-                        "compare again.")
+        self._job.set(rows=[_row(c, {k: v[i] for k, v in replies.items()}, earlier, scores, i)
+                            for i, c in enumerate(items)],
+                      progress={"done": total, "total": total, "stage": "done"}, state="done",
+                      message=done if trained else
+                      f"{done} The tuned model is the base model (no run yet, reset to base, or a "
+                      "run still to load in the Train tab), so both columns agree: train, then "
+                      "compare again.")
 
-    def _score(self, items: list[Conversation]) -> dict:
+    def _score(self, items: list[Conversation], total: int) -> dict:
         """NLL of each reference answer and its per-token probabilities, per model (the tuned
         model's with the base probability beside each, for the heat map's hover)."""
         s = self.session
         with_ref = [i for i, c in enumerate(items) if c.response]
         out: dict = {}
         for key, tuned in (("base", False), ("tuned", True)):
-            self.progress = {**self.progress, "stage": f"scoring references ({key})"}
+            self._job.set(progress={"done": total, "total": total, "stage": f"scoring references ({key})"})
             nll = s.score([items[i] for i in with_ref], tuned=tuned).per_example if with_ref else []
             for i, value in zip(with_ref, nll):
                 probs = s.token_probabilities(items[i], tuned=tuned)

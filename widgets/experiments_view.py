@@ -212,7 +212,7 @@ class ExperimentsView(w.VBox):
         try:
             yield
         except Exception as err:  # any failure of a user action belongs in the panel
-            self._show_error(error_text(err))
+            on_main(self._show_error, error_text(err))
 
     def _action(self, fn) -> None:
         self.error.value = ""
@@ -348,7 +348,7 @@ class ExperimentsView(w.VBox):
             self._progress[name] = info
             self._curves.setdefault(name, []).append({"step": info.step, "loss": info.loss})
         if self._throttle.ready():
-            self.refresh(tables=False)
+            on_main(self.refresh, False)
 
     def _on_run_end(self, name: str, card: dict) -> None:
         job = self._jobs.get(name)
@@ -357,7 +357,7 @@ class ExperimentsView(w.VBox):
             self._cards[name] = card
             self._curves[name] = load_curve(card["path"]) if card.get("path") else []
         self._throttle.ready(force=True)
-        self.refresh()
+        on_main(self.refresh)
 
     # -- what is shown ----------------------------------------------------------------------
     @property

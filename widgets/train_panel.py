@@ -11,7 +11,6 @@ and summary, and any stored run can be loaded back as the tuned model.
 """
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 
 import anywidget
@@ -28,7 +27,7 @@ from lab.session import Run, Session
 from lab.timeline import TimelineConfig
 from lab.train import Callback, StepInfo, TrainResult, split_eval
 
-from ._common import CSS, BusyLine, Throttle, answer_while_cells_run, error_text, esm, join, on_main
+from ._common import CSS, BusyLine, Job, Throttle, answer_while_cells_run, error_text, esm, on_main
 
 SAMPLE_PROBES = 2        # probe prompts answered after each eval when sample replies are on
 SAMPLE_TOKENS = 48       # reply length of those samples: short, training waits for them
@@ -103,7 +102,7 @@ class TrainPanel(anywidget.AnyWidget):
         self._examples: list[Conversation] = list(examples)
         self._probes: list[Conversation] = []
         self._runs_dir, self._save = runs_dir, save
-        self._thread: threading.Thread | None = None
+        self._job = Job(self)
         self._confirmed: dict | None = None
         self.run: Run | None = None  # the last run this panel trained (None: stopped at once)
         self.chart = go.FigureWidget(plots.loss_figure())
@@ -171,9 +170,7 @@ class TrainPanel(anywidget.AnyWidget):
         name = (name or self.model_name).strip()
         self.model_name = name
         self._check_free()
-        self._thread = threading.Thread(target=self._guarded, args=(self._load, name), daemon=True,
-                                        name="sftlab-load")
-        self._thread.start()
+        self._job.start(None, "", self._load, name, name="sftlab-load")
 
     def start(self) -> None:
         """Start training in the background (loading the model first if it changed).
@@ -189,14 +186,17 @@ class TrainPanel(anywidget.AnyWidget):
         data = list(self._examples)
         self._check_free()
         self.error = ""
-        if self.session is None or self.model_name.strip() != self.session.model_name:
-            self._thread = threading.Thread(target=self._guarded, args=(self._load_and_train, cfg, data),
-                                            daemon=True, name="sftlab-train")
-            self._thread.start()
-        else:
-            self._thread = self.session.start_job("training in the Train tab", self._guarded,
-                                                  self._train, self.session, cfg, data,
-                                                  name="sftlab-train", by=self)
+        before = self.state, self.message
+        self.state, self.message, self.samples, self.confirm, self.forgetting = "training", "Training…", [], "", {}
+        try:
+            if self.session is None or self.model_name.strip() != self.session.model_name:
+                self._job.start(None, "", self._load_and_train, cfg, data, name="sftlab-train")
+            else:
+                self._job.start(self.session, "training in the Train tab", self._train, self.session, cfg, data,
+                                name="sftlab-train")  # Busy, naming what runs, if the slot is taken
+        except BaseException:
+            self.state, self.message = before
+            raise
 
     def stop(self) -> None:
         """End the run after the current step; the model keeps what it has learned so far."""
@@ -237,15 +237,13 @@ class TrainPanel(anywidget.AnyWidget):
 
     def wait(self, timeout: float | None = None) -> Run | None:
         """Block until the background job ends; return the run, or raise if it failed."""
-        join(self._thread, timeout)
-        if self.state == "error":
-            raise RuntimeError(self.error)
+        self._job.wait(timeout)
         return self.run
 
     @property
     def running(self) -> bool:
         """True while this panel's background job (loading or training) runs."""
-        return self._thread is not None and self._thread.is_alive()
+        return self._job.running
 
     # -- background jobs --------------------------------------------------------------------
     def _act(self, action) -> None:
@@ -274,37 +272,33 @@ class TrainPanel(anywidget.AnyWidget):
                         "or lower the epochs or max steps.")
         return False
 
-    def _guarded(self, job, *args) -> None:
-        try:
-            job(*args)
-        except Exception as err:  # shown in the panel; `wait()` raises it for scripts
-            self.message = ""
-            self.error = error_text(err)
-            self.state = "error"
-
-    def _load(self, name: str) -> Session:
-        self.state, self.message = "loading", f"Loading model '{name}'…"
+    def _load(self, name: str, then=None) -> None:
+        """In the job's thread: load `name` into a new session; the panel takes it on the main
+        thread."""
+        self._job.set(state="loading", message=f"Loading model '{name}'…")
         session = Session(name, runs_dir=self._runs_dir or (self.session.runs_dir if self.session else None))
-        on_main(self._set_session, session)
-        self.state, self.message = "idle", f"Loaded '{name}'."
+        self._job.set(session=session, state="training" if then else "idle",
+                      message="Training…" if then else f"Loaded '{name}'.")
         return session
 
-    def _set_session(self, session: Session) -> None:
-        self.session = session
-
     def _load_and_train(self, cfg: TrainConfig, data: list[Conversation]) -> None:
-        session = self._load(self.model_name.strip())
+        session = self._load(self.model_name.strip(), then="train")
         with session.job("training in the Train tab", by=self):
             self._train(session, cfg, data)
 
     def _train(self, session: Session, cfg: TrainConfig, data: list[Conversation]) -> None:
-        """The run itself, in the thread that holds the session's job slot."""
-        self.state, self.message, self.samples, self.confirm, self.forgetting = "training", "Training…", [], "", {}
+        """The run itself, in the thread that holds the session's job slot: it reports, the
+        main thread shows (`_Live`, `_finished`)."""
         live = _Live(self, session)
         tl = (TimelineConfig(points=self.timeline_points, retention=self.forgetting_meter)
               if self.timeline_points > 0 else None)
-        self.run = run = session.train(data, cfg, callbacks=[live], save=self._save, probes=self._probes,
-                                       timeline=tl, on_point=live.on_point)
+        run = session.train(data, cfg, callbacks=[live], save=self._save, probes=self._probes,
+                            timeline=tl, on_point=live.on_point)
+        on_main(self._finished, session, run)
+
+    def _finished(self, session: Session, run: Run | None) -> None:
+        """On the main thread, after a run: its outcome in the panel."""
+        self.run = run
         self.forgetting = run.forgetting or {} if run else {}
         self.refresh_estimate()  # now from the speed this run measured
         self.progress = {**self.progress, "eta": None}
@@ -402,7 +396,7 @@ class TrainPanel(anywidget.AnyWidget):
         plots.sync_figure(self.chart, plots.loss_figure())
         plots.sync_figure(self.timeline_chart, plots.timeline_figure())
 
-    # -- called by the training thread ------------------------------------------------------
+    # -- what the training thread reports, shown on the main thread --------------------------
     def _show(self, history: list[dict], info: StepInfo | None) -> None:
         """Push progress and the loss curve to the browser."""
         if info is not None:
@@ -414,17 +408,24 @@ class TrainPanel(anywidget.AnyWidget):
             self.chart.data[0].x, self.chart.data[0].y = s["train_x"], s["train_y"]
             self.chart.data[1].x, self.chart.data[1].y = s["eval_x"], s["eval_y"]
 
-    def _sample(self, session: Session, step: int) -> None:
-        """Answer a few probe prompts with the model as it is now (greedy, short)."""
-        prompts = [p.prompt for p in self._probes[:SAMPLE_PROBES]]
-        replies = session.reply(prompts, cfg=GenConfig(max_new_tokens=SAMPLE_TOKENS))
-        self.samples = self.samples + [{"step": step, "prompt": p, "reply": r}
-                                       for p, r in zip(prompts, replies)]
+    def _add_samples(self, rows: list[dict]) -> None:
+        """Probe replies the model gave during training (greedy, short)."""
+        self.samples = self.samples + rows
+
+    def _begin(self, total_steps: int) -> None:
+        self.progress = {"step": 0, "total": total_steps}
+        plots.sync_figure(self.chart, plots.loss_figure([], total_steps))
+        plots.sync_figure(self.timeline_chart, plots.timeline_figure([], total_steps))
+
+    def _point(self, points: list[dict], total: int | None) -> None:
+        plots.sync_figure(self.timeline_chart, plots.timeline_figure(points, total))
+        if points[-1].get("forgetting"):
+            self.forgetting = points[-1]["forgetting"]
 
 
 class _Live(Callback):
-    """Forwards the training loop's progress to the panel, at most ~4 times a second, and each
-    timeline point as it comes."""
+    """Reports the training loop's progress to the panel, at most ~4 times a second, and each
+    timeline point as it comes: from the training thread, handed to the main thread."""
 
     def __init__(self, panel: TrainPanel, session: Session):
         self.panel, self.session, self.history, self.last = panel, session, [], None
@@ -434,28 +435,27 @@ class _Live(Callback):
 
     def on_start(self, total_steps: int, n_examples: int) -> None:
         self.total = total_steps
-        self.panel.progress = {"step": 0, "total": total_steps}
-        plots.sync_figure(self.panel.chart, plots.loss_figure([], total_steps))
-        plots.sync_figure(self.panel.timeline_chart, plots.timeline_figure([], total_steps))
+        on_main(self.panel._begin, total_steps)
 
     def on_point(self, row: dict) -> None:
         self.points.append(row)
-        plots.sync_figure(self.panel.timeline_chart, plots.timeline_figure(self.points, self.total))
-        if row.get("forgetting"):
-            self.panel.forgetting = row["forgetting"]
+        on_main(self.panel._point, list(self.points), self.total)
 
     def on_step(self, info: StepInfo) -> None:
         self.history.append({"step": info.step, "loss": info.loss})
         self.last = info
         if self.throttle.ready():
             self.session.describe(f"training in the Train tab, step {info.step} of {info.total_steps}")
-            self.panel._show(self.history, info)
+            on_main(self.panel._show, list(self.history), info)
 
     def on_eval(self, step: int, eval_loss: float) -> None:
         self.history.append({"step": step, "eval_loss": eval_loss})
-        self.panel._show(self.history, self.last)
+        on_main(self.panel._show, list(self.history), self.last)
         if self.panel.sample_replies and self.panel._probes:
-            self.panel._sample(self.session, step)
+            prompts = [p.prompt for p in self.panel._probes[:SAMPLE_PROBES]]
+            replies = self.session.reply(prompts, cfg=GenConfig(max_new_tokens=SAMPLE_TOKENS))
+            on_main(self.panel._add_samples, [{"step": step, "prompt": p, "reply": r}
+                                              for p, r in zip(prompts, replies)])
 
     def on_end(self, result: TrainResult) -> None:
-        self.panel._show(result.history, self.last)
+        on_main(self.panel._show, list(result.history), self.last)
