@@ -9,12 +9,14 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never reach a model hub
 
 REPO = Path(__file__).resolve().parents[1]
-SEED_TASKS = REPO.parent / "shared" / "data" / "self_instruct_seed_tasks.jsonl"
+# the 175 Self-Instruct seed tasks (Apache-2.0, see tests/data/README.md), in every clone
+SEED_TASKS = Path(os.environ.get("SFT_LAB_SEED_TASKS") or Path(__file__).parent / "data" / "self_instruct_seed_tasks.jsonl")
 
 
 @pytest.fixture(scope="session")
 def seed_tasks_path() -> Path:
-    """Where the Self-Instruct seed tasks sit beside the project (../shared/data), if present."""
+    """The Self-Instruct seed tasks: tests/data's copy, or `$SFT_LAB_SEED_TASKS`."""
+    assert SEED_TASKS.is_file(), f"{SEED_TASKS} is missing (set SFT_LAB_SEED_TASKS to a copy)"
     return SEED_TASKS
 
 

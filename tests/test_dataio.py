@@ -365,8 +365,6 @@ def test_utf8_bom_is_accepted(tmp_path):
 
 
 def test_seed_tasks_file_has_175_records(seed_tasks_path):
-    if not seed_tasks_path.exists():
-        pytest.skip(f"{seed_tasks_path} not present")
     convs = read_dataset(seed_tasks_path)
     assert len(convs) == 175 and all(c.is_trainable and c.id for c in convs)
     assert convs[1].id == "antonym_relation"

@@ -17,9 +17,7 @@ def pair(tok):
 
 def conversations(seed_tasks_path):
     convs = [c for name in starters.names() for c in starters.load(name)]
-    if seed_tasks_path.is_file():
-        convs += read_dataset(seed_tasks_path)[:40]
-    return convs
+    return convs + read_dataset(seed_tasks_path)[:40]
 
 
 def test_special_tokens_and_vocabulary_agree(pair):
