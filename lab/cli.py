@@ -340,26 +340,23 @@ def _generation_flags(s) -> None:
     s.add_argument("--seed", type=int, default=d.seed, help="seed of the sampling")
 
 
-def _train_flags(s) -> None:
-    """One flag per `TrainConfig` setting: its default and its comment in config.py as help."""
-    from dataclasses import fields
+def _train_flags(s, config=None) -> None:
+    """One flag per setting of `config` (default `TrainConfig`), its help and default from the
+    setting's declaration (`lab.config.setting`)."""
+    from .config import SCHEDULES, TrainConfig, settings
 
-    from .config import SCHEDULES, TrainConfig, field_help
-
-    d, helps = TrainConfig(), field_help()
-    types = {"float": float, "int": int, "int | None": int, "str": str}
-    for f in fields(TrainConfig):
-        text = helps.get(f.name, f.name).replace("%", "%%")
-        default = getattr(d, f.name)
-        if f.name == "completion_only":  # on by default: the flag turns it off
-            s.add_argument("--full-loss", dest=f.name, action="store_false",
+    types = {"float": float, "int": int, "int | None": int, "float | None": float, "str": str}
+    for f in settings(config or TrainConfig):
+        text = f["help"].replace("%", "%%")
+        if f["name"] == "completion_only":  # on by default: the flag turns it off
+            s.add_argument("--full-loss", dest=f["name"], action="store_false",
                            help="train on every token, not only responses (completion_only=%(default)s "
                                 "without it)")
-        elif isinstance(default, bool):
-            s.add_argument(f"--{f.name.replace('_', '-')}", action="store_true", help=text)
+        elif isinstance(f["default"], bool):
+            s.add_argument(f"--{f['name'].replace('_', '-')}", action="store_true", help=text)
         else:
-            s.add_argument(f"--{f.name.replace('_', '-')}", type=types[f.type], default=default, help=text,
-                           choices=SCHEDULES if f.name == "schedule" else None)
+            s.add_argument(f"--{f['name'].replace('_', '-')}", type=types[f["type"]], default=f["default"],
+                           help=text, choices=SCHEDULES if f["name"] == "schedule" else None)
 
 
 def cmd_workshop(args) -> int:

@@ -1,49 +1,64 @@
 """The training settings: one dataclass, one set of defaults, one way to count steps.
 
 The CLI, the Train tab, the experiments queue and the notebooks all start from
-`TrainConfig()`; its defaults give a useful run of SmolLM2-135M on a starter set in about a
-minute on a 2-core laptop. `steps_for` is how the trainer, the estimate and the widgets count
+`TrainConfig()`; its defaults give a useful run of SmolLM2-135M on a starter set in a few
+minutes on a 2-core laptop. Each setting is declared once, here, with its label, help and range
+(`setting`, read back by `settings`): the CLI's flags and the Train tab's boxes come from it. `steps_for` is how the trainer, the estimate and the widgets count
 optimiser steps, so the three never disagree.
 
 >>> TrainConfig().epochs, TrainConfig().lr
 (2.0, 0.0002)
 >>> steps_for(40, TrainConfig(epochs=2, batch_size=8))
 (5, 10)
->>> problems({"epochs": 0, "lr": -1}, {"epochs": "Epochs", "lr": "Learning rate"})
+>>> problems({"epochs": 0, "lr": -1}, labels=True)
 ['Epochs must be above 0 (or set a number of steps)', 'Learning rate must be above 0, e.g. 2e-4']
 """
 from __future__ import annotations
 
-import functools
-import inspect
-import io
 import math
-import tokenize
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 
 SCHEDULES = ("constant", "linear", "cosine")
 
 
+def setting(default, label: str, help: str, *, low=None, high=None, step=None, panel: bool = False):
+    """A `TrainConfig` field with what a person needs to set it: `label` (what the Train tab
+    shows), `help` (one line: the CLI's `--help`, the tab's tooltip), the range `low..high` and
+    the input `step` the tab offers; `panel`: shown in the Train tab (else command line only)."""
+    return field(default=default, metadata={"label": label, "help": help, "low": low, "high": high,
+                                            "step": step, "panel": panel})
+
+
 @dataclass
 class TrainConfig:
-    epochs: float = 2.0           # passes over the training set (unused when max_steps is set)
-    max_steps: int | None = None  # optimiser steps; overrides epochs
-    lr: float = 2e-4              # peak learning rate (AdamW); 1e-4 to 3e-4 suits a 135M model
-    schedule: str = "cosine"      # constant | linear | cosine, after warmup
-    warmup_ratio: float = 0.1     # share of steps spent ramping the lr up from 0
-    batch_size: int = 8           # examples per optimiser step
-    grad_accum: int = 1           # batches per optimiser step
-    micro_tokens: int | None = None  # max padded tokens per forward pass; bigger batches are
-                                  # split (same gradient). None: 512 in bf16, 256 in fp32, the
-                                  # same activation memory (SmolLM2-135M's run stays under 3 GB)
-    max_length: int = 256         # tokens per example; longer ones are cut (with a warning)
-    weight_decay: float = 0.0     # AdamW weight decay
-    max_grad_norm: float = 1.0    # gradient clipping (0 = off)
-    seed: int = 0                 # data order, eval split and any randomness
-    completion_only: bool = True  # loss on response tokens only; False = on every token
-    include_undesirable: bool = False  # also train replies the data marks undesirable ("label": false)
-    eval_split: float = 0.1       # share of the data held out for eval when no eval set is given
-    eval_every: int = 0           # eval every N steps (0 = only at the end)
+    epochs: float = setting(2.0, "Epochs", "passes over the training set (unused when max steps is set)",
+                            low=0, step=0.5, panel=True)
+    max_steps: int | None = setting(None, "Max steps", "optimiser steps; overrides epochs (unset, or 0 "
+                                    "in the Train tab: train for the epochs)", low=0, step=1, panel=True)
+    lr: float = setting(2e-4, "Learning rate", "peak learning rate (AdamW); 1e-4 to 3e-4 suits a 135M model",
+                        low=0, high=1, panel=True)
+    schedule: str = setting("cosine", "Schedule", "learning-rate schedule after warmup: constant, linear "
+                            "or cosine")
+    warmup_ratio: float = setting(0.1, "Warmup", "share of steps spent ramping the lr up from 0", low=0, high=1)
+    batch_size: int = setting(8, "Batch size", "examples per optimiser step", low=1, step=1, panel=True)
+    grad_accum: int = setting(1, "Gradient accumulation", "batches per optimiser step", low=1, step=1)
+    micro_tokens: int | None = setting(None, "Micro-batch tokens", "max padded tokens per forward pass; "
+                                       "bigger batches are split (same gradient). Unset: 512 in bf16, "
+                                       "256 in fp32, the same activation memory (SmolLM2-135M's run "
+                                       "stays under 3 GB)", low=1)
+    max_length: int = setting(256, "Max length", "tokens per example; longer ones are cut (with a warning)",
+                              low=2, step=16, panel=True)
+    weight_decay: float = setting(0.0, "Weight decay", "AdamW weight decay", low=0)
+    max_grad_norm: float = setting(1.0, "Gradient clipping", "clip the gradient norm to this (0 = off)", low=0)
+    seed: int = setting(0, "Seed", "seed of the data order, the eval split and any randomness: change it "
+                        "to see how much of a result is chance", step=1, panel=True)
+    completion_only: bool = setting(True, "Completion-only loss", "loss on response tokens only; off = "
+                                    "on every token, the prompt too", panel=True)
+    include_undesirable: bool = setting(False, "Include undesirable", "also train replies the data marks "
+                                        "undesirable (\"label\": false)")
+    eval_split: float = setting(0.1, "Eval split", "share of the data held out for eval when no eval set "
+                                "is given (0 = none)", low=0, high=1, step=0.05, panel=True)
+    eval_every: int = setting(0, "Eval every", "eval every N steps (0 = only at the end)", low=0, step=1)
 
     def __post_init__(self):
         found = problems(asdict(self))
@@ -60,40 +75,33 @@ class TrainConfig:
         return cls(**{k: v for k, v in d.items() if k in names})
 
 
-@functools.lru_cache(maxsize=None)
-def field_help() -> dict[str, str]:
-    """Each setting's one-line comment in `TrainConfig`'s source, for help texts (the CLI's
-    `--help`): the comment beside a default is its documentation, written once.
+def settings(cls=TrainConfig, *, panel: bool | None = None) -> list[dict]:
+    """Each setting of a config class with its metadata: name, type, default, label, help,
+    low, high, step, panel (`panel`: only those shown in the Train tab, or only those not).
 
-    >>> field_help()["lr"]
+    >>> [s["name"] for s in settings(panel=True)][:3]
+    ['epochs', 'max_steps', 'lr']
+    >>> next(s for s in settings() if s["name"] == "lr")["help"]
     'peak learning rate (AdamW); 1e-4 to 3e-4 suits a 135M model'
     """
-    try:
-        source = inspect.getsource(TrainConfig)
-    except (OSError, TypeError):  # no source files (a frozen install): names only
-        return {}
-    names = {f.name for f in fields(TrainConfig)}
-    out: dict[str, str] = {}
-    current = None
-    for tok in tokenize.generate_tokens(io.StringIO(source).readline):
-        if tok.type == tokenize.NAME and tok.start[1] == 4 and tok.string in names:
-            current = tok.string                         # a field's line starts
-        elif tok.type == tokenize.COMMENT and current:   # its comment, and comment lines below it
-            text = tok.string.lstrip("#").strip()
-            out[current] = f"{out[current]} {text}" if current in out else text
-        elif tok.type == tokenize.NAME and tok.start[1] == 4:
-            current = None                               # anything else ends the field
+    out = []
+    for f in fields(cls):
+        meta = {"label": f.name, "help": f.name, "low": None, "high": None, "step": None, "panel": False,
+                **f.metadata}
+        if panel is None or meta["panel"] == panel:
+            out.append({"name": f.name, "type": f.type if isinstance(f.type, str) else f.type.__name__,
+                        "default": f.default, **meta})
     return out
 
 
-def problems(values: dict, names: dict[str, str] | None = None) -> list[str]:
+def problems(values: dict, labels: bool = False) -> list[str]:
     """Every problem with these settings at once (empty when they are fine).
 
-    `values`: field -> value (missing fields take the defaults); `names`: field -> the label a
-    person sees (the Train tab's "Learning rate"), used in the messages instead of the field.
+    `values`: field -> value (missing fields take the defaults); `labels`: name the settings as
+    the Train tab does ("Learning rate"), else by their field names.
     """
     v = {f.name: f.default for f in fields(TrainConfig)} | dict(values)
-    label = {f.name: f.name for f in fields(TrainConfig)} | dict(names or {})
+    label = {s["name"]: s["label"] if labels else s["name"] for s in settings()}
     out = []
 
     def bad(key, text):

@@ -24,6 +24,7 @@ import traitlets as t
 
 from lab import plots, starters
 from lab.atomic import write_json
+from lab.config import TrainConfig
 from lab.dataio import parse_record, read_dataset, read_text, write_jsonl
 from lab.masks import token_preview
 from lab.models import load_tokenizer
@@ -51,7 +52,7 @@ class DatasetBuilder(anywidget.AnyWidget):
     summary = t.Dict(help="dataset counts, token spread and dataset-level issues").tag(sync=True)
     preview = t.List(help="the selected example's tokens as [text, trained, cut] "
                      "(cut: beyond max_length)").tag(sync=True)
-    max_length = t.Int(256, help="tokens per example in training; longer ones are cut").tag(sync=True)
+    max_length = t.Int(TrainConfig.max_length, help="tokens per example in training; longer ones are cut").tag(sync=True)
     completion_only = t.Bool(True, help="loss on response tokens only (else on every token)").tag(sync=True)
     has_tokenizer = t.Bool(False, help="False: token counts and the mask preview are unavailable").tag(sync=True)
     starters = t.List(t.Unicode(), help="names of the starter sets").tag(sync=True)
@@ -70,7 +71,8 @@ class DatasetBuilder(anywidget.AnyWidget):
     histogram = anywidget.WidgetTrait().tag(sync=True)
 
     def __init__(self, examples=None, *, tokenizer="default", path: str | os.PathLike | None =
-                 "sftlab_dataset.jsonl", max_length: int = 256, starter: str | None = None, **kwargs):
+                 "sftlab_dataset.jsonl", max_length: int = TrainConfig.max_length, starter: str | None = None,
+                 **kwargs):
         """`examples`: Conversations or records in any format `lab.dataio` reads; `tokenizer`: a
         tokenizer, a model name to load one for, or None; `starter`: loaded when there is
         neither `examples` nor an autosave file to restore."""

@@ -19,7 +19,7 @@ import traitlets as t
 
 from lab import plots, runs, timeline
 from lab.report import report
-from lab.config import TrainConfig, eval_every_for, problems
+from lab.config import TrainConfig, eval_every_for, problems, settings
 from lab.estimate import describe, duration, estimate
 from lab.generate import GenConfig
 from lab.records import Conversation
@@ -33,12 +33,35 @@ SAMPLE_PROBES = 2        # probe prompts answered after each eval when sample re
 SAMPLE_TOKENS = 48       # reply length of those samples: short, training waits for them
 EVALS_PER_RUN = 4        # held-out evals spread over a run (when there is an eval split)
 LONG_RUN_S = 15 * 60     # a run estimated to take longer asks for a second press of Start
-_DEFAULT = TrainConfig()
-LABELS = {"epochs": "Epochs", "lr": "Learning rate", "batch_size": "Batch size",
-          "max_length": "Max length", "eval_split": "Eval split", "max_steps": "Max steps"}
+# The panel's own settings (the run's timeline and samples), declared as TrainConfig's are.
+PANEL_SETTINGS = [
+    {"name": "timeline_points", "type": "int", "default": TimelineConfig.points, "label": "Timeline points",
+     "help": "points of the run at which the probes are answered and scored (step 0, evenly spaced "
+             "steps, the last); 0 = off", "low": 0, "high": None, "step": 1},
+    {"name": "forgetting_meter", "type": "bool", "default": TimelineConfig.retention, "label": "Forgetting meter",
+     "help": "at each timeline point, the NLL of a general retention set; after the run, its 30 "
+             "questions answered by the base and the tuned model", "low": None, "high": None, "step": None},
+    {"name": "sample_replies", "type": "bool", "default": False, "label": "Sample replies",
+     "help": "after each eval, let the model answer two probe prompts (slows training a little)",
+     "low": None, "high": None, "step": None},
+]
 
 
-class TrainPanel(anywidget.AnyWidget):
+def setting_traits(config=TrainConfig) -> type:
+    """A traits class with one synced trait per Train-tab setting of `config` (and the panel's
+    own), typed, defaulted and described from their declaration: a new setting needs no edit here."""
+    kinds = {"float": t.Float, "int": t.Int, "int | None": t.Int, "bool": t.Bool}
+    spec = [*settings(config, panel=True), *PANEL_SETTINGS]
+    traits = {s["name"]: kinds[s["type"]](0 if s["default"] is None else s["default"],
+                                          help=s["help"]).tag(sync=True) for s in spec}
+    traits["setting_spec"] = t.List(t.Dict(), [{k: s[k] for k in ("name", "label", "type", "help", "step",
+                                                                   "low", "high")} for s in spec],
+                                    help="the settings the panel shows: name, label, type, help, step, "
+                                    "range (from their declaration)").tag(sync=True)
+    return type("SettingTraits", (t.HasTraits,), traits)
+
+
+class TrainPanel(anywidget.AnyWidget, setting_traits()):
     """Fine-tune the session's model on `examples`; `.start()`, `.wait()`, `.stop()` from code."""
 
     _esm = esm("train_panel.js")
@@ -48,23 +71,6 @@ class TrainPanel(anywidget.AnyWidget):
                            "or a local folder").tag(sync=True)
     loaded_model = t.Unicode("", help="the model the session holds ('' = none loaded yet)").tag(sync=True)
     model_info = t.Unicode("", help="size and device of the loaded model").tag(sync=True)
-    epochs = t.Float(_DEFAULT.epochs, help="passes over the training examples").tag(sync=True)
-    lr = t.Float(_DEFAULT.lr, help="peak learning rate (AdamW, warmup then cosine decay)").tag(sync=True)
-    batch_size = t.Int(_DEFAULT.batch_size, help="examples per optimiser step").tag(sync=True)
-    max_length = t.Int(_DEFAULT.max_length, help="tokens per example; longer ones are cut").tag(sync=True)
-    completion_only = t.Bool(_DEFAULT.completion_only, help="loss on response tokens only (else on "
-                             "every token)").tag(sync=True)
-    eval_split = t.Float(_DEFAULT.eval_split, help="share of the examples held out to measure "
-                         "eval loss").tag(sync=True)
-    max_steps = t.Int(0, help="stop after this many optimiser steps (0 = use epochs)").tag(sync=True)
-    seed = t.Int(_DEFAULT.seed, help="seed of the data order and the eval split: change it to "
-                 "see how much of a result is chance").tag(sync=True)
-    sample_replies = t.Bool(False, help="after each eval, let the model answer a few probe "
-                            "prompts (slows training a little)").tag(sync=True)
-    timeline_points = t.Int(TimelineConfig.points, help="timeline points of a run: probe replies "
-                            "and NLLs at step 0, evenly spaced steps and the last (0 = off)").tag(sync=True)
-    forgetting_meter = t.Bool(TimelineConfig.retention, help="at each timeline point, the NLL of a "
-                              "general retention set; after the run, its answers base vs tuned").tag(sync=True)
     forgetting = t.Dict(help="the forgetting meter's report after the run: accuracy base vs tuned "
                         "and the questions that flipped").tag(sync=True)
     n_examples = t.Int(0, help="examples the next run gets (before the eval split)").tag(sync=True)
@@ -109,8 +115,7 @@ class TrainPanel(anywidget.AnyWidget):
         self.timeline_chart = go.FigureWidget(plots.timeline_figure())
         self._busy = BusyLine(self)
         self.observe(self._on_session, "session")
-        self.observe(self._on_settings, ["epochs", "lr", "batch_size", "max_length", "completion_only",
-                                         "eval_split", "max_steps", "seed"])
+        self.observe(self._on_settings, [s["name"] for s in settings(panel=True)])
         self.observe(lambda _: self._act(self.load_model), "load_clicks")
         self.observe(lambda _: self._act(self.start), "start_clicks")
         self.observe(lambda _: self._act(self.stop), "stop_clicks")
@@ -135,11 +140,9 @@ class TrainPanel(anywidget.AnyWidget):
     def config(self) -> TrainConfig:
         """The TrainConfig the panel's settings stand for; a ValueError lists every setting
         that is out of range, by the names the panel shows."""
-        values = {"epochs": self.epochs, "max_steps": self.max_steps or None, "lr": self.lr,
-                  "batch_size": self.batch_size, "max_length": self.max_length,
-                  "completion_only": self.completion_only, "eval_split": self.eval_split,
-                  "seed": self.seed}
-        found = problems(values, LABELS)
+        values = {s["name"]: getattr(self, s["name"]) for s in settings(panel=True)}
+        values["max_steps"] = values["max_steps"] or None  # 0 in the box: train for the epochs
+        found = problems(values, labels=True)
         if self.max_steps < 0:
             found.insert(0, "Max steps must be 0 (use the epochs) or more")
         if found:
@@ -368,10 +371,8 @@ class TrainPanel(anywidget.AnyWidget):
 
     def _restore_settings(self, config: dict) -> bool:
         """Put a stored run's settings back in the panel (after a restart); True if any changed."""
-        values = {"epochs": config.get("epochs"), "lr": config.get("lr"), "batch_size": config.get("batch_size"),
-                  "max_length": config.get("max_length"), "eval_split": config.get("eval_split"),
-                  "completion_only": config.get("completion_only"), "max_steps": config.get("max_steps") or 0,
-                  "seed": config.get("seed")}
+        values = {s["name"]: config.get(s["name"]) for s in settings(panel=True)}
+        values["max_steps"] = (values["max_steps"] or 0) if "max_steps" in config else None
         changed = {k: v for k, v in values.items() if v is not None and getattr(self, k) != v}
         with self.hold_trait_notifications():
             for k, v in changed.items():

@@ -9,22 +9,18 @@ function clock(seconds) {
     : `${Math.floor(s / 60)}:${String(s % 60).padStart(2, "0")}`;
 }
 
-// [trait, label, input type, step, title]
-const SETTINGS = [
-  ["epochs", "Epochs", "number", "0.5", "Passes over the training examples"],
-  ["lr", "Learning rate", "number", "any", "Peak learning rate (AdamW); 1e-4 to 3e-4 suits a 135M model"],
-  ["batch_size", "Batch size", "number", "1", "Examples per optimiser step"],
-  ["max_length", "Max length", "number", "16", "Tokens per example; longer ones are cut"],
-  ["eval_split", "Eval split", "number", "0.05", "Share of examples held out to measure eval loss (0 = none)"],
-  ["max_steps", "Max steps", "number", "1", "Stop after this many steps (0 = use epochs)"],
-  ["seed", "Seed", "number", "1", "Seed of the data order and the eval split: train again with another seed to see how much of a result is chance"],
-  ["timeline_points", "Timeline points", "number", "1", "Points of the run at which the probes are answered and scored (step 0, evenly spaced steps, the last); 0 = off"],
-  ["completion_only", "Completion-only loss", "checkbox", null, "Loss on response tokens only; untick to train on every token"],
-  ["forgetting_meter", "Forgetting meter", "checkbox", null, "At each timeline point, the NLL of a general retention set; after the run, its 30 questions answered by the base and the tuned model"],
-  ["sample_replies", "Sample replies", "checkbox", null, "After each eval, let the model answer two probe prompts"],
-];
+// The settings' boxes come from the `setting_spec` trait (each setting's declaration in
+// lab/config.py, plus the panel's own): [trait, label, input type, step, min, title],
+// number boxes first, then the checkboxes.
+function settingsOf(model) {
+  const spec = model.get("setting_spec");
+  const row = (s) => [s.name, s.label, s.type === "bool" ? "checkbox" : "number", s.step == null ? "any" : String(s.step),
+    s.low, s.help.charAt(0).toUpperCase() + s.help.slice(1)];
+  return [...spec.filter((s) => s.type !== "bool"), ...spec.filter((s) => s.type === "bool")].map(row);
+}
 
 function render({ model, el, host }) {
+  const SETTINGS = settingsOf(model);
   const click = (trait) => { model.set(trait, model.get(trait) + 1); model.save_changes(); };
   const button = (cls, text, trait, title) => h("button", { class: `sftlab-button ${cls}`, title, onclick: () => click(trait) }, text);
 
@@ -33,9 +29,9 @@ function render({ model, el, host }) {
     onchange: () => { model.set("model_name", modelBox.value.trim()); model.save_changes(); },
   });
   const inputs = {};
-  const grid = h("div", { class: "sftlab-grid" }, SETTINGS.map(([name, label, type, step, title]) => {
+  const grid = h("div", { class: "sftlab-grid" }, SETTINGS.map(([name, label, type, step, min, title]) => {
     const input = h("input", {
-      type, step, class: `sftlab-${name.replace(/_/g, "-")}`, title,
+      type, step, min: type === "number" ? min : null, class: `sftlab-${name.replace(/_/g, "-")}`, title,
       onchange: () => {
         const value = type === "checkbox" ? input.checked : Number(input.value);
         if (type === "checkbox" || Number.isFinite(value)) model.set(name, value);
