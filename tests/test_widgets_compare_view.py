@@ -229,3 +229,18 @@ def test_which_examples_under_a_tuned_reply(session):
     v.compare()  # a new table: the answer belonged to the old one
     v.wait(60)
     assert v.influence == {}
+
+
+def test_references_stay_with_their_prompts(session):
+    """After a comparison of probes with references, typed prompts never carry another
+    prompt's reference; a kept prompt keeps its own, wherever its line moves."""
+    v = CompareView(session)
+    v.compare(PROBES)  # sets the prompts and their references, as the quickstart does
+    v.wait(60)
+    assert [c.response for c in v.items()] == [p.response for p in PROBES]
+    v.prompts = "A question of my own\nQuestion 9?"  # typed over the probes, one kept on another line
+    items = v.items()
+    assert [c.prompt for c in items] == ["A question of my own", "Question 9?"]
+    assert [c.response for c in items] == [None, PROBES[1].response]
+    v.prompts = "Only new words here"
+    assert [c.response for c in v.items()] == [None]

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from lab.records import Conversation
+from lab.config import TrainConfig
 from lab.session import Session
 from widgets import TrainPanel
 
@@ -96,8 +97,9 @@ def test_errors_show_in_the_panel(session):
     assert "Learning rate must be above 0" in p.error and "Eval split must be a share" in p.error
     assert "grad_accum" not in p.error and p.estimate["text"].startswith("no estimate: Learning rate")
     p.eval_split = 0.1
-    p.lr = 1e-4  # fixing only the learning rate refreshes the estimate: the old error goes
-    assert p.estimate["text"].startswith("11 trained on")
+    assert "Learning rate must be above 0" in p.error  # still wrong: the line stays
+    p.lr = 1e-4  # fixing the last bad setting refreshes the estimate, and the red line goes
+    assert p.estimate["text"].startswith("11 trained on") and p.error == ""
     # data the trainer refuses: the DataError appears in red, and wait() raises it for scripts
     q = panel_for(session, data=[Conversation.single("a prompt and no reply")], eval_split=0)
     q.start_clicks += 1
@@ -124,8 +126,11 @@ def test_busy_panel_refuses_a_second_job(session):
     p = panel_for(session, max_steps=5000, batch_size=1)
     p.start()
     wait_until(lambda: p.state == "training")
-    p.start_clicks += 1
-    assert "busy" in p.error
+    thread = p._job.thread
+    p.start_clicks += 1  # a double click on Start: the run goes on, no second one, no stale red line
+    assert p.error == "" and p.state == "training" and p._job.thread is thread
+    with pytest.raises(RuntimeError, match="busy"):
+        p.start()  # from code: said at once
     p.reset_clicks += 1
     assert "press Stop first" in p.error
     p.stop()
@@ -145,7 +150,7 @@ def test_a_second_job_from_another_widget_is_refused(session, tmp_path):
     x.queue.on_step = lambda name, info: started.append(info.step)
     p, c = panel_for(session), CompareView(session)
     x.add("baseline", "")
-    x.run_button.click()
+    x.run_clicks += 1
     wait_until(lambda: started)
     assert p.busy.startswith("Busy: the experiments queue") and c.busy.startswith("Busy: the experiments queue")
     assert x.busy == ""  # its own job
@@ -156,7 +161,7 @@ def test_a_second_job_from_another_widget_is_refused(session, tmp_path):
     assert c.error.startswith("Busy: the experiments queue") and c.state == "idle"
     p.reset_clicks += 1
     assert p.error.startswith("Busy: the experiments queue")
-    x.stop_button.click()
+    x.stop_clicks += 1
     x.wait(60)
     assert not session.busy and p.busy == c.busy == ""
     p.start_clicks += 1
@@ -228,6 +233,35 @@ def test_history_after_a_restart(session, tmp_path):
     q.report_clicks += 1
     assert q.error == "" and "Report written" in q.message and (session.runs_dir / run.name / "report.html").is_file()
     assert all(torch.equal(t, tuned[n]) for n, t in fresh.tuned.named_parameters())
+
+
+def test_restart_restores_the_train_tabs_own_last_run(session, tmp_path):
+    """An experiment's run, newer than the Train tab's, is not what the tab restores after a
+    restart: its own last run and settings are (an experiment trains with eval split 0)."""
+    from lab.experiments import Queue, Variant
+
+    p = panel_for(session, eval_split=0.25, seed=3)
+    p.start()
+    run = p.wait(60)
+    queue = Queue(session, config=TrainConfig(max_steps=2, batch_size=4, eval_split=0.0, seed=7),
+                  eval_data=DATA[:2])
+    queue.submit("shuffle", DATA, [Variant("shuffle=0.5", "shuffle_responses", 0.5)])
+    queue.start()
+    queue.wait()
+    q = panel_for(Session("tiny-random", runs_dir=session.runs_dir), eval_split=0.1, seed=0)
+    assert run.name in q.message and "shuffle" not in q.message
+    assert (q.eval_split, q.seed) == (0.25, 3)
+    assert q.run_choice == q.stored[0]["path"] and q.stored[0]["experiment"] == "shuffle"
+
+
+def test_start_says_what_the_next_run_continues_from(session):
+    p = panel_for(session)
+    assert p.starts_from == "The next run starts from the base model."
+    p.start()
+    run = p.wait(60)
+    assert f"continues from run {run.name}" in p.starts_from and "Reset to base" in p.starts_from
+    p.reset_clicks += 1
+    assert p.starts_from == "The next run starts from the base model."
 
 
 def test_timeline_and_forgetting_meter_live(session):

@@ -87,12 +87,14 @@ class CompareView(anywidget.AnyWidget):
         answer_while_cells_run(self)
         self._probes: list[Conversation] = []
         self._job = Job(self)
+        self.example_number = None  # (prompt, response) -> its number in the Dataset tab, set by Lab
         self._busy = BusyLine(self)
         self._off = None
         self.observe(self._on_session, "session")
         self.session = session
         self._on_session({"new": session})
         self.set_probes(probes)
+        self.observe(self._on_prompts, "prompts")
         self.observe(lambda _: self._act(self.compare), "compare_clicks")
         self.observe(lambda _: self._act(self.explain_change), "learned_clicks")
         self.observe(lambda _: self._act(lambda: self.which_examples(self.influence_row)), "influence_clicks")
@@ -107,6 +109,16 @@ class CompareView(anywidget.AnyWidget):
         self._probes = new
         self.probe_list = [{"prompt": p.prompt, "system": p.system, "reference": p.response} for p in new]
         self.source = "probes" if new and not self.prompts.strip() else "typed"
+
+    def _on_prompts(self, change) -> None:
+        """Reference answers belong to their prompts: when the prompts change, each reference
+        follows its prompt's line, and a new prompt has none (never another prompt's)."""
+        refs = self.references.split("\n")
+        mine = {p.strip(): refs[i] for i, p in enumerate(change["old"].split("\n"))
+                if p.strip() and i < len(refs) and refs[i].strip()}
+        follow = "\n".join(mine.get(p.strip(), "") for p in change["new"].split("\n")).rstrip("\n")
+        if follow != self.references:
+            self.references = follow
 
     def items(self) -> list[Conversation]:
         """The prompts the next comparison uses (with reference answers where known)."""
@@ -218,6 +230,10 @@ class CompareView(anywidget.AnyWidget):
                                         "text": f"ranking training examples: gradient {done} of {total}"})
 
         result = self.session.which_examples(prompt, reply, on_progress=progress)
+        if self.example_number is not None:  # number examples as the Dataset tab does
+            for side in ("supporting", "opposing"):
+                result[side] = [{**e, "number": self.example_number(e["prompt"], e["response"])}
+                                for e in result[side]]
         self._job.set(influence={**result, "row": row, "note": influence.NOTE}, state="done",
                       message=f"Which examples: ranked the {plural(result['examples'], 'training example')} "
                               f"of run {self.tuned_run} for the tuned reply in row {row + 1}.")
@@ -267,7 +283,7 @@ class CompareView(anywidget.AnyWidget):
         prompts = [c.prompt for c in items]
         trained = s.tuned_differs()
         tuned_run = s.current.name if trained and s.current else ""
-        self._job.set(state="running", message="", influence={}, tuned_run=tuned_run)
+        self._job.set(state="running", message="", influence={}, learned={}, tuned_run=tuned_run)
         replies = {"base": [""] * len(items), "tuned": [""] * len(items)}
         earlier = s.earlier_replies(prompts)
         total = len(items) * cfg.max_new_tokens * (2 if trained else 1)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import ipywidgets
 import traitlets
 
+from lab.config import settings
 from lab.session import Session
 
 from .compare_view import CompareView
@@ -35,6 +36,7 @@ class Lab(ipywidgets.Tab):
         self.trainer = TrainPanel(self.session, self.builder.examples, probes=self.builder.probes,
                                   runs_dir=runs_dir, save=save, max_length=self.builder.max_length)
         self.compare = CompareView(self.session, self.builder.probes)
+        self.compare.example_number = self._example_number
         self.experiments = ExperimentsView(
             self.session, lambda: self.builder.examples, eval_data=lambda: self.builder.probes,
             probes=lambda: self.builder.probes, runs_dir=runs_dir, config=self.trainer.config)
@@ -45,11 +47,20 @@ class Lab(ipywidgets.Tab):
         traitlets.link((self.builder, "completion_only"), (self.trainer, "completion_only"))
         self.builder.observe(self._on_data, ["rows", "starter"])
         self.trainer.observe(self._on_session, "session")
+        # the Experiments tab says which of the Train tab's settings its runs will use
+        self.trainer.observe(lambda _: self.experiments.show_settings(),
+                             [s["name"] for s in settings(panel=True)])
+
+    def _example_number(self, prompt: str, response: str) -> int | None:
+        """The number (from 1) the Dataset tab shows for a training example, found by its text."""
+        return next((i for i, c in enumerate(self.builder.examples, 1)
+                     if c.prompt == prompt and c.response == response), None)
 
     def _on_data(self, _change) -> None:
         self.trainer.set_examples(self.builder.examples)
         self.trainer.set_probes(self.builder.probes)
         self.compare.set_probes(self.builder.probes)
+        self.experiments.show_settings()  # the held-out set (the builder's probes) may have changed
 
     def _on_session(self, change) -> None:
         self.session = change["new"]

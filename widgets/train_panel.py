@@ -33,6 +33,7 @@ SAMPLE_PROBES = 2        # probe prompts answered after each eval when sample re
 SAMPLE_TOKENS = 48       # reply length of those samples: short, training waits for them
 EVALS_PER_RUN = 4        # held-out evals spread over a run (when there is an eval split)
 LONG_RUN_S = 15 * 60     # a run estimated to take longer asks for a second press of Start
+MEASURED_STEPS = 3       # a run this long or longer measures the machine's speed for the estimate
 # The panel's own settings (the run's timeline and samples), declared as TrainConfig's are.
 PANEL_SETTINGS = [
     {"name": "timeline_points", "type": "int", "default": TimelineConfig.points, "label": "Timeline points",
@@ -89,6 +90,8 @@ class TrainPanel(anywidget.AnyWidget, setting_traits()):
                     "loadable}").tag(sync=True)
     run_choice = t.Unicode("", help="the stored run picked to load as the tuned model").tag(sync=True)
     tuned_run = t.Unicode("", help="the run whose weights the tuned model holds ('' = base)").tag(sync=True)
+    starts_from = t.Unicode("The next run starts from the base model.", help="what the next Start trains "
+                            "from: the base model, or the tuned model of the last run").tag(sync=True)
     load_clicks = t.Int(0, help="incremented by the 'Load model' button").tag(sync=True)
     start_clicks = t.Int(0, help="incremented by the 'Start' button").tag(sync=True)
     stop_clicks = t.Int(0, help="incremented by the 'Stop' button").tag(sync=True)
@@ -117,7 +120,8 @@ class TrainPanel(anywidget.AnyWidget, setting_traits()):
         self.observe(self._on_session, "session")
         self.observe(self._on_settings, [s["name"] for s in settings(panel=True)])
         self.observe(lambda _: self._act(self.load_model), "load_clicks")
-        self.observe(lambda _: self._act(self.start), "start_clicks")
+        self.observe(lambda _: None if self.running else self._act(self.start), "start_clicks")  # a double click starts once
+        self.observe(self._on_tuned_run, "tuned_run")
         self.observe(lambda _: self._act(self.stop), "stop_clicks")
         self.observe(lambda _: self._act(self.reset), "reset_clicks")
         self.observe(lambda _: self._act(lambda: self.load_run(self.run_choice)), "load_run_clicks")
@@ -159,7 +163,10 @@ class TrainPanel(anywidget.AnyWidget, setting_traits()):
         if self.session is None:
             self.estimate = {"text": "Load the model to see an estimate."}
             return
-        speed = next((r.result.tokens_per_second for r in reversed(self.session.runs) if r.result), None)
+        # the speed of the last run long enough to measure it (a run stopped after a step or two
+        # is mostly start-up and timeline, and would make the estimate jump)
+        speed = next((r.result.tokens_per_second for r in reversed(self.session.runs)
+                      if r.result and r.result.steps >= MEASURED_STEPS), None)
         try:
             est = estimate(self._examples, self.session.tokenizer, self.config(), self.session.model,
                            tokens_per_second=speed)
@@ -302,6 +309,7 @@ class TrainPanel(anywidget.AnyWidget, setting_traits()):
     def _finished(self, session: Session, run: Run | None) -> None:
         """On the main thread, after a run: its outcome in the panel."""
         self.run = run
+        self.error = ""  # a run went through: earlier complaints (busy, a bad setting) are stale
         self.forgetting = run.forgetting or {} if run else {}
         self.refresh_estimate()  # now from the speed this run measured
         self.progress = {**self.progress, "eta": None}
@@ -322,11 +330,23 @@ class TrainPanel(anywidget.AnyWidget, setting_traits()):
             self.state = "done"
             self.message = (f"Run {run.name} finished: {r.steps} steps in {duration(r.seconds)} "
                             f"({r.tokens_per_second:.0f} tokens/s), {loss}.{where}")
-        self._refresh_stored(session)
+        self._refresh_stored(session, pick=run.out)
+
+    def _on_tuned_run(self, change) -> None:
+        self.starts_from = (f"The next run continues from run {change['new']}'s weights; press Reset to "
+                            "base to start from the base model." if change["new"] else
+                            "The next run starts from the base model.")
 
     def _on_settings(self, _change) -> None:
         self.confirm = ""
         self.refresh_estimate()
+        if self.error:  # a complaint about the settings goes once they are right
+            try:
+                self.config()
+            except ValueError:
+                return
+            if not self.running:
+                self.error = ""
 
     def _on_session(self, change) -> None:
         s = change["new"]
@@ -342,23 +362,27 @@ class TrainPanel(anywidget.AnyWidget, setting_traits()):
             self._show_last_stored()
 
     # -- the runs folder --------------------------------------------------------------------
-    def _refresh_stored(self, session: Session | None) -> None:
-        """The stored runs list: every run folder, newest first, loadable when its model fits."""
+    def _refresh_stored(self, session: Session | None, pick: str | None = None) -> None:
+        """The stored runs list: every run folder, newest first, loadable when its model fits
+        (`pick`: the run to select, e.g. the one just trained)."""
         if session is None:
             self.stored = []
             return
         names = (session.model_name, session.base.config.name_or_path)
         cards = list(reversed(session.stored_runs()))
         self.stored = [{"name": c["name"], "path": c["path"], "status": c.get("status", "?"),
-                        "line": runs.summary_line(c),
+                        "line": runs.summary_line(c), "experiment": c.get("experiment"),
                         "loadable": (c.get("model") in names
                                      and runs.has_model(c["path"]))} for c in cards]
-        if self.run_choice not in [c["path"] for c in self.stored if c["loadable"]]:
-            self.run_choice = next((c["path"] for c in self.stored if c["loadable"]), "")
+        loadable = [c["path"] for c in self.stored if c["loadable"]]
+        if pick in loadable:
+            self.run_choice = pick
+        elif self.run_choice not in loadable:
+            self.run_choice = loadable[0] if loadable else ""
 
     def _show_last_stored(self) -> None:
         """After a restart: the last plain training run's curve and summary, and how to reload it."""
-        last = next((c for c in self.stored if "experiment" not in c), None)
+        last = next((c for c in self.stored if not c["experiment"]), None)  # the Train tab's own
         card = runs.read_card(last["path"]) if last else None
         if card is None:
             return

@@ -514,7 +514,7 @@ def test_history_after_kernel_restart(jlab, tmp_path):
     run_select.select_option(path)
     button(tr, "Load as tuned").click()
     label = tr.locator(".sftlab-tuned-run")
-    jlab.wait_for(lambda: label.inner_text().strip() == f"tuned model = run {run}",
+    jlab.wait_for(lambda: label.inner_text().strip() == f"tuned model: the weights of {run}",
                   f"the Train tab to say the tuned model is run {run}", 120)
     if not tr.locator(".sftlab-message").inner_text().startswith(f"Loaded run {run}"):
         jlab.fail(f"the message should say the run was loaded: "

@@ -4,21 +4,27 @@
 
 const LABELS = { base: "Base model", tuned: "Tuned model" };
 
-function diffView(pieces) {
-  // The reply as it reads, words it adds over the base reply marked green; where it drops
-  // base words, a small red mark whose tooltip (and the line below) shows them. Deleted and
-  // added words are never interleaved, so even a reply that changed completely reads cleanly.
+function diffView(pieces, against = "the base reply") {
+  // The reply as it reads, words it adds over `against` marked green. Words that replaced
+  // others show what they replaced on hover; where words were only dropped, a small red mark
+  // whose tooltip (and the line below) shows them. Deleted and added words are never
+  // interleaved, so even a reply that changed completely reads cleanly.
   const dropped = [];
-  const body = pieces.map(([op, text]) => {
+  const body = pieces.map(([op, text], i) => {
     if (op === "equal") return text;
-    if (op === "insert") return h("ins", { class: "sftlab-ins" }, text);
+    const next = pieces[i + 1], prev = pieces[i - 1];
+    if (op === "insert") {
+      const replaced = prev && prev[0] === "delete" ? prev[1] : next && next[0] === "delete" ? next[1] : null;
+      return h("ins", { class: "sftlab-ins", title: replaced ? `in place of: ${replaced.trim()}` : "added" }, text);
+    }
     dropped.push(text.trim());
-    return h("span", { class: "sftlab-del-mark", title: `base reply had here: ${text.trim()}` }, "⌫");
+    const replacedBy = (prev && prev[0] === "insert") || (next && next[0] === "insert");
+    return replacedBy ? null : h("span", { class: "sftlab-del-mark", title: `${against} had here: ${text.trim()}` }, "⌫");
   });
   const added = pieces.filter(([op]) => op === "insert").reduce((n, [, t]) => n + t.trim().split(/\s+/).filter(Boolean).length, 0);
   const lost = dropped.join(" ").split(/\s+/).filter(Boolean).length;
   const note = lost || added ? h("details", { class: "sftlab-diff-note" },
-    h("summary", {}, `${added} word${added === 1 ? "" : "s"} added, ${lost} dropped from the base reply`),
+    h("summary", {}, `${added} word${added === 1 ? "" : "s"} added, ${lost} dropped from ${against}`),
     lost ? h("div", { class: "sftlab-dropped" }, "Dropped: ", ...dropped.flatMap((t, i) => [i ? " … " : "", h("del", { class: "sftlab-del" }, t)])) : null) : null;
   return [h("div", { class: "sftlab-reply" }, body), note];
 }
@@ -37,7 +43,8 @@ function tokenTitle(p, base) {
   // a token's probability, and for the tuned model how it changed from the base model
   if (base == null) return `p = ${p.toFixed(3)}`;
   const change = Math.log(Math.max(p, 1e-12)) - Math.log(Math.max(base, 1e-12));
-  return `p = ${p.toFixed(3)} (base model ${base.toFixed(3)}): ${change >= 0 ? "+" : ""}${change.toFixed(2)} nats, ${change >= 0 ? "promoted" : "suppressed"} by the tuning`;
+  return `p = ${p.toFixed(3)} (base model ${base.toFixed(3)}): log-probability ${change >= 0 ? "+" : ""}${change.toFixed(2)} `
+    + `(nats: +0.69 doubles the probability), ${change >= 0 ? "promoted" : "suppressed"} by the tuning`;
 }
 
 function changeList(title, items) {
@@ -51,8 +58,9 @@ function influenceList(title, entries, cls) {
   // one side of "Which examples?": score, instruction and response, long texts cut (all on hover)
   return h("div", { class: "sftlab-learned-list" }, h("div", { class: "sftlab-learned-title" }, title),
     entries.length ? h("ol", {}, entries.map((e) => h("li", { class: "sftlab-influence-entry",
-      title: `Training example #${e.index} (0-based, in the run's dataset.jsonl), cosine ${e.score}\nInstruction: ${e.prompt}\nResponse: ${e.response}` },
-      h("span", { class: cls }, `${e.score > 0 ? "+" : ""}${e.score.toFixed(2)}`), ` #${e.index} `,
+      title: (e.number != null ? `Example #${e.number} of the Dataset tab` : `Training example ${e.index + 1} of the run's dataset.jsonl`)
+        + `, cosine ${e.score}\nInstruction: ${e.prompt}\nResponse: ${e.response}` },
+      h("span", { class: cls }, `${e.score > 0 ? "+" : ""}${e.score.toFixed(2)}`), e.number != null ? ` #${e.number} ` : ` (run's #${e.index + 1}) `,
       h("span", { class: "sftlab-influence-prompt" }, short(e.prompt, 80)), " → ",
       h("span", { class: "sftlab-influence-response" }, short(e.response, 140))))) : h("div", { class: "sftlab-muted" }, "none"));
 }
@@ -60,7 +68,7 @@ function influenceList(title, entries, cls) {
 function influencePanel(inf) {
   return h("div", { class: "sftlab-learned sftlab-influence" },
     h("div", { class: "sftlab-learned-head" }, `Which of the run's ${inf.examples} training examples pushed this reply up or down `
-      + "(cosine of their gradients, -1 to 1):"),
+      + "(cosine of their gradients, -1 to 1; # is the example's number in the Dataset tab):"),
     h("div", { class: "sftlab-learned-grid" },
       influenceList("Supporting: training on it makes the reply more likely", inf.supporting, "sftlab-up"),
       influenceList("Opposing: training on it makes the reply less likely", inf.opposing, "sftlab-down")),
@@ -226,7 +234,7 @@ function render({ model, el }) {
     timelineHead.textContent = parts.join(" · ");
     timelineTable.replaceChildren(h("thead", {}, h("tr", {}, h("th", { style: "width: 30%" }, "Probe"), h("th", {}, `Reply at step ${p.step}`))),
       h("tbody", {}, p.rows.map((r) => h("tr", { class: "sftlab-timeline-row" }, h("td", { class: "sftlab-prompt-cell" }, r.prompt),
-        h("td", { class: "sftlab-cell" }, ...(r.diff && r.reply ? diffView(r.diff) : [h("div", { class: "sftlab-reply" }, r.reply || h("span", { class: "sftlab-pending" }, "(empty reply)"))]))))));
+        h("td", { class: "sftlab-cell" }, ...(r.diff && r.reply ? diffView(r.diff, `the reply at step ${p.before_step}`) : [h("div", { class: "sftlab-reply" }, r.reply || h("span", { class: "sftlab-pending" }, "(empty reply)"))]))))));
   }
   function drawState() {
     const p = model.get("progress");

@@ -65,6 +65,7 @@ function render({ model, el, host }) {
   const bar = h("progress", { class: "sftlab-progress", max: 1, value: 0 });
   const barText = h("span", { class: "sftlab-progress-text" });
   const state = h("span", { class: "sftlab-state" });
+  const startsFrom = h("span", { class: "sftlab-starts-from sftlab-muted" });
   const message = h("div", { class: "sftlab-message" });
   const error = h("div", { class: "sftlab-error", role: "alert" });
   const chart = h("div", { class: "sftlab-chart sftlab-loss-chart" });
@@ -78,7 +79,7 @@ function render({ model, el, host }) {
       h("datalist", { id: "sftlab-models" }, h("option", { value: "default" }), h("option", { value: "tiny-random" }),
         h("option", { value: "HuggingFaceTB/SmolLM2-135M" }))),
     grid, estimate,
-    h("div", { class: "sftlab-toolbar" }, start, stop, reset, state),
+    h("div", { class: "sftlab-toolbar" }, start, stop, reset, state, startsFrom),
     busy, confirm,
     h("div", { class: "sftlab-progress-row" }, bar, barText),
     error, message, h("div", { class: "sftlab-charts" }, chart, timelineChart), forgetting, samples,
@@ -119,6 +120,7 @@ function render({ model, el, host }) {
     state.textContent = { loading: "loading model…", training: "training…", stopping: "stopping…",
       done: "done", stopped: "stopped", error: "failed", idle: "" }[s] ?? s;
     el.dataset.state = s;
+    startsFrom.textContent = working ? "" : model.get("starts_from");
   }
   function drawProgress() {
     const p = model.get("progress");
@@ -146,7 +148,7 @@ function render({ model, el, host }) {
     }, r.line)) : [h("option", { value: "" }, "no runs yet")]));
     runSelect.value = model.get("run_choice");
     const name = model.get("tuned_run");
-    tuned.textContent = name ? `tuned model = run ${name}` : "tuned model = the base model";
+    tuned.textContent = name ? `tuned model: the weights of ${name}` : "tuned model: the base model";
     drawState();
   }
   function drawForgetting() {
@@ -176,7 +178,7 @@ function render({ model, el, host }) {
   }
   model.on("change:estimate", drawEstimate);
   model.on("change:n_examples", drawEstimate);
-  for (const name of ["state", "busy", "confirm"]) model.on(`change:${name}`, drawState);
+  for (const name of ["state", "busy", "confirm", "starts_from"]) model.on(`change:${name}`, drawState);
   for (const name of ["stored", "run_choice", "tuned_run"]) model.on(`change:${name}`, drawRuns);
   model.on("change:state", drawProgress);
   model.on("change:progress", drawProgress);
