@@ -4,22 +4,18 @@ The widgets and notebooks drive this object; it knows nothing of them. The base 
 kept untouched, so "reset to base" is a weight copy, not a reload, and base and tuned replies
 can be compared at any time.
 
-One job slot: training, generating, scoring, resetting and the experiments queue each take it
-(`job` in the calling thread, `start_job` for a background thread), so two of them never run
-at once on the same weights. A second job is refused at once with `Busy`, whose one-line
-message names what is running. Inside a job, further calls from the same thread nest freely.
+One job slot (`lab.jobs.JobSlot`): training, generating, scoring, resetting and the experiments
+queue each take it, so two of them never run at once on the same weights.
 """
 from __future__ import annotations
 
 import copy
-import threading
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from . import influence, runs
+from .jobs import JobSlot
 from .config import TrainConfig
 from .forgetting import Meter
 from .generate import GenConfig, generate
@@ -30,10 +26,6 @@ from .score import Scores, score, token_probabilities
 from .runner import Start, make_run
 from .timeline import TimelineConfig
 from .train import Callback, TrainResult
-
-
-class Busy(RuntimeError):
-    """The session's job slot is taken; the message names the job and what to do."""
 
 
 @dataclass
@@ -56,8 +48,8 @@ def default_runs_dir() -> Path:
     return Path("runs")
 
 
-class Session:
-    """Base model + tuned model + history of runs, behind one job slot."""
+class Session(JobSlot):
+    """Base model + tuned model + history of runs, behind one job slot (`lab.jobs`)."""
 
     def __init__(self, model: str = "default", *, runs_dir: str | Path | None = None):
         self.model_name = model
@@ -66,106 +58,9 @@ class Session:
         self.current: Run | None = None       # the run whose weights `tuned` holds (None: base)
         self.runs: list[Run] = []             # runs trained or loaded in this session, in order
         self.runs_dir = Path(runs_dir) if runs_dir else default_runs_dir()
-        self._stop = threading.Event()
-        self._guard = threading.Lock()        # protects the three fields below
-        self._owner = None                    # who holds the slot: a thread ident, or a token
-                                              # while a background job is starting
-        self._what: str | None = None
-        self.held_by = None                   # the object that started the running job, if given
-        self._since = 0.0
-        self._listeners: list[tuple[Callable[[], None], bool]] = []
+        JobSlot.__init__(self)
         self._meter: Meter | None = None
         self._base_answers: dict | None = None
-
-    # -- the job slot -----------------------------------------------------------------------
-    @property
-    def busy(self) -> bool:
-        return self._owner is not None
-
-    def busy_message(self) -> str:
-        """One line: what runs, for how long, and what to do."""
-        what = self._what or "another job"
-        where = " there" if " tab" in what else ""
-        return (f"Busy: {what}, running for {time.monotonic() - self._since:.0f} s. Wait for it to "
-                f"finish, or press Stop{where}.")
-
-    def on_change(self, listener: Callable[[], None], *, progress: bool = False) -> Callable[[], None]:
-        """Call `listener()` when a job starts or ends, or the tuned model changes (from the
-        thread that made the change); with `progress`, also when the running job describes
-        its progress. Returns a function that unsubscribes it."""
-        entry = (listener, progress)
-        self._listeners.append(entry)
-        return lambda: self._listeners.remove(entry) if entry in self._listeners else None
-
-    def _changed(self, progress: bool = False) -> None:
-        for listener, wants_progress in list(self._listeners):
-            if wants_progress or not progress:
-                listener()
-
-    def describe(self, what: str) -> None:
-        """Update the running job's description (e.g. its progress)."""
-        if self._owner is not None:
-            self._what = what
-            self._changed(progress=True)
-
-    def _claim(self, what: str, owner, by=None) -> bool:
-        """Take the slot for `owner`; False when this thread holds it already (a nested job)."""
-        with self._guard:
-            if self._owner == owner:
-                return False
-            if self._owner is not None:
-                raise Busy(self.busy_message())
-            self._owner, self._what, self.held_by, self._since = owner, what, by, time.monotonic()
-            self._stop.clear()
-        self._changed()
-        return True
-
-    def _release(self) -> None:
-        with self._guard:
-            self._owner = self._what = self.held_by = None
-        self._changed()
-
-    @contextmanager
-    def job(self, what: str, *, by=None):
-        """Hold the job slot for the block (nested calls from the same thread pass through);
-        `by`: who runs it (a widget), so that it can tell its own job from another's."""
-        outer = self._claim(what, threading.get_ident(), by)
-        try:
-            yield self
-        finally:
-            if outer:
-                self._release()
-
-    def start_job(self, what: str, fn: Callable, *args, name: str = "sftlab-job",
-                  by=None) -> threading.Thread:
-        """Claim the slot now (`Busy` if it is taken) and run `fn(*args)` in a background
-        thread that holds it until `fn` returns (`by`: as for `job`)."""
-        self._claim(what, object(), by)
-
-        def run():
-            with self._guard:
-                self._owner = threading.get_ident()
-            try:
-                fn(*args)
-            finally:
-                self._release()
-
-        thread = threading.Thread(target=run, name=name, daemon=True)
-        try:
-            thread.start()
-        except BaseException:
-            self._release()
-            raise
-        return thread
-
-    def stop(self) -> None:
-        """Ask the running job (a training run, the experiments queue) to end after its
-        current step; the model keeps what it learned."""
-        self._stop.set()
-
-    @property
-    def stop_event(self) -> threading.Event:
-        return self._stop
 
     # -- models -----------------------------------------------------------------------------
     @property

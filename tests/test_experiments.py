@@ -110,7 +110,7 @@ def test_queue_stop_cancels_the_rest(session, tmp_path):
 
 def test_queue_holds_the_job_slot(session, tmp_path):
     """While the queue trains, the session refuses other jobs with a line naming the queue."""
-    from lab.session import Busy
+    from lab.jobs import Busy
 
     started = threading.Event()
     q = Queue(session, config=TrainConfig(max_steps=200, batch_size=2),
