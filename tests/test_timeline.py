@@ -1,9 +1,13 @@
 """Watching SFT change the model: the timeline file, the forgetting meter and what was learned,
-on the tiny random model and on literal data whose right answer is known by construction."""
+on the tiny random model and on literal data whose right answer is known by construction.
+Where replies are compared, the base is `taught` (conftest.py): greedy tiny-random's replies
+are all empty, and "" == "" proves nothing."""
 import json
+import shutil
 import subprocess
 import sys
 import threading
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -28,18 +32,23 @@ def test_point_steps_cover_the_run():
     assert point_steps(5, 1) == [5] and point_steps(5, 0) == []
 
 
-def test_timeline_file_one_line_per_point(tiny, tmp_path):
-    model, tok = tiny
+def test_timeline_file_one_line_per_point(taught, tmp_path):
+    from lab.models import load_model
+
+    model, tok = load_model(str(taught.path))
     gen = GenConfig(max_new_tokens=5)
     base_replies = generate(model, tok, PROBES, gen)
+    assert all(base_replies), base_replies
     tl = Timeline(model, tok, PROBES, TimelineConfig(points=4, max_new_tokens=5, retention=True))
     tl.out_dir = tmp_path / "run"
-    train(model, tok, DATA, CFG, callbacks=[tl], out_dir=tmp_path / "run")
+    # a gentler rate than CFG's, which leaves the taught model with empty replies at step 6
+    train(model, tok, DATA, replace(CFG, lr=1e-3), callbacks=[tl], out_dir=tmp_path / "run")
     rows = timeline.load(tmp_path / "run")
     assert [r["step"] for r in rows] == [0, 2, 4, 6] and rows == tl.points
     assert all(r["prompts"] == [p.prompt for p in PROBES] and len(r["replies"]) == 2 for r in rows)
     assert rows[0]["replies"] == base_replies                        # step 0: the base model
     assert rows[-1]["replies"] == generate(model, tok, PROBES, gen)  # last: the tuned model
+    assert rows[-1]["replies"] != rows[0]["replies"] and all(rows[-1]["replies"])
     nll = [r["probe_nll"][0] for r in rows]
     assert all(r["probe_nll"][1] is None for r in rows) and nll[-1] < nll[0]
     assert rows[-1]["mean_probe_nll"] == nll[-1]
@@ -185,12 +194,12 @@ def test_cli_learned_and_timeline(tiny, tmp_path):
     assert "bad.jsonl, line 2" in refused.stderr and not (tmp_path / "r2").exists()
 
 
-def test_step_0_waits_for_the_first_step_when_the_start_is_kept(tmp_path):
+def test_step_0_waits_for_the_first_step_when_the_start_is_kept(taught, tmp_path):
     """From the session's base model, the first loss point comes before step 0 is recorded
     (taken from the untouched base copy, so it is the same point)."""
     from lab.session import Session
 
-    s = Session("tiny-random", runs_dir=tmp_path)
+    s = Session(str(taught.path), runs_dir=tmp_path)
     events = []
 
     class Steps(Callback):
@@ -198,6 +207,7 @@ def test_step_0_waits_for_the_first_step_when_the_start_is_kept(tmp_path):
             events.append(("step", info.step))
 
     base_replies = generate(s.base, s.tokenizer, PROBES, GenConfig(max_new_tokens=3))
+    assert all(base_replies), base_replies
     run = s.train(DATA, CFG, callbacks=[Steps()], probes=PROBES,
                   timeline=TimelineConfig(points=3, max_new_tokens=3, retention=True),
                   on_point=lambda row: events.append(("point", row["step"])))
@@ -209,16 +219,15 @@ def test_step_0_waits_for_the_first_step_when_the_start_is_kept(tmp_path):
     assert second.timeline[0]["step"] == 0  # continuing from the tuned model: step 0 taken at once
 
 
-def test_step_0_and_the_base_answers_are_kept_on_disk_per_model(tiny, tmp_path, monkeypatch):
+def test_step_0_and_the_base_answers_are_kept_on_disk_per_model(taught, tmp_path, monkeypatch):
     from lab.session import Session
 
-    model, tok = tiny
     folder = tmp_path / "base-model"
-    runs.save_model(model, tok, folder)
+    shutil.copytree(taught.path, folder)
     monkeypatch.setenv("SFT_LAB_CACHE", str(tmp_path / "cache"))
     tl_cfg = TimelineConfig(points=3, max_new_tokens=3, retention=True)
     first = Session(str(folder), runs_dir=tmp_path / "runs").train(DATA, CFG, probes=PROBES, timeline=tl_cfg)
-    assert "cached" not in first.timeline[0]
+    assert "cached" not in first.timeline[0] and all(first.timeline[0]["replies"])
     assert len(list((tmp_path / "cache" / "timeline").glob("*.json"))) == 1
 
     events = []
