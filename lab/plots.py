@@ -25,7 +25,7 @@ def length_histogram(lengths: Iterable[int], max_length: int | None = None) -> g
     fig = go.Figure(go.Histogram(x=lengths, name="examples", marker_color="#4c78a8", nbinsx=30))
     over = sum(n > max_length for n in lengths) if max_length else 0
     title = f"Token length of {len(lengths)} examples" + (f" ({over} over max_length)" if over else "")
-    fig.update_layout(**_LAYOUT, title=dict(text=title, font=dict(size=13)), bargap=0.05,
+    fig.update_layout(**_LAYOUT, title=dict(text=title, font=dict(size=13), x=0.01, xanchor="left"), bargap=0.05,
                       xaxis_title="tokens per example (chat template applied)",
                       yaxis_title="examples", showlegend=False)
     if max_length:
