@@ -1,29 +1,50 @@
 """The sft-lab command end to end on tiny-random, its errors for people (exit 2, one line, before a
 model loads), and its help (every flag with its default)."""
 import json
+import os
+import signal
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import pytest
 
 from lab.cli import main
 from lab.dataio import write_jsonl
 from lab.records import Conversation
+from lab.runs import read_jsonl
 
 DATA = [Conversation.single(f"Say {w}", f"{w}!") for w in ("yes", "no", "maybe", "hello")]
 
 
+ENV = {"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin",
+       **{k: v for k, v in os.environ.items() if k in ("HOME", "SFT_LAB_CACHE")}}
+
+
 def run(*args):
     """The CLI in a child process, as a person runs it."""
-    return subprocess.run([sys.executable, "-m", "lab", *args], capture_output=True, text=True,
-                          env={"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin",
-                               **{k: v for k, v in __import__("os").environ.items()
-                                  if k in ("HOME", "SFT_LAB_CACHE")}})
+    return subprocess.run([sys.executable, "-m", "lab", *args], capture_output=True, text=True, env=ENV)
 
 
 @pytest.fixture()
 def data(tmp_path):
     return write_jsonl(tmp_path / "d.jsonl", DATA)
+
+
+@pytest.fixture(scope="module")
+def unloadable(tmp_path_factory):
+    """A model folder whose tokenizer loads and whose weights do not (cut short)."""
+    from lab.models import ModelError, load_model
+    from lab.runs import save_model
+
+    folder = tmp_path_factory.mktemp("unloadable") / "model"
+    save_model(*load_model("tiny-random"), folder)
+    weights = folder / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:1000])
+    with pytest.raises(ModelError):
+        load_model(str(folder))
+    return str(folder)
 
 
 def test_train_then_compare_and_score(tmp_path, data, capsys):
@@ -47,10 +68,13 @@ def test_train_then_compare_and_score(tmp_path, data, capsys):
     assert len(scored["examples"]) == 4 and scored["mean_nll"] > 0
 
 
-def test_generate_prints_only_the_reply():
-    done = run("generate", "--model", "tiny-random", "--prompt", "Hi", "--max-new-tokens", "5")
+def test_generate_prints_only_the_reply(taught):
+    """`taught` (conftest.py) answers "Say yes." with "Yes, of course." (tiny-random's reply is
+    empty, and an empty stdout would pass any check on its lines)."""
+    prompt, reply = taught.pairs[4]
+    done = run("generate", "--model", str(taught.path), "--prompt", prompt, "--max-new-tokens", "20")
     assert done.returncode == 0, done.stderr
-    assert len(done.stdout.strip().splitlines()) <= 1  # the reply, nothing else
+    assert done.stdout == reply + "\n"  # the reply, nothing else
 
 
 @pytest.mark.parametrize("content,fragment", [
@@ -136,7 +160,8 @@ def test_undesirable_replies_are_left_out_and_counted(tmp_path, capsys):
     assert json.loads(captured.out.splitlines()[-1])["left_out"] == {"undesirable": 1}
     assert len((tmp_path / "a" / "dataset.jsonl").read_text().splitlines()) == 2
     assert main(args + ["--out", str(tmp_path / "b"), "--include-undesirable"]) == 0
-    assert "left_out" in capsys.readouterr().out
+    captured = capsys.readouterr()
+    assert json.loads(captured.out.splitlines()[-1])["left_out"] == {} and "left out" not in captured.err
     assert len((tmp_path / "b" / "dataset.jsonl").read_text().splitlines()) == 3
     assert json.loads((tmp_path / "b" / "config.json").read_text())["include_undesirable"] is True
 
@@ -164,10 +189,12 @@ def test_preference_pairs_are_named_and_chosen_on_request(tmp_path, capsys):
                         {"from": "observation", "value": "-3 C"}, {"from": "gpt", "value": "Cold."}]},
      ": example 1 (line 1): turn 2 calls the tool 'weather'"),
 ])
-def test_records_the_lab_cannot_train_stop_before_the_model_loads(tmp_path, record, fragment):
+def test_records_the_lab_cannot_train_stop_before_the_model_loads(tmp_path, record, fragment, unloadable):
     path = tmp_path / "d.jsonl"
     path.write_text(json.dumps(record) + "\n")
-    done = run("train", str(path), "--model", "tiny-random", "--out", str(tmp_path / "o"))
+    # whether tool turns can be rendered depends on the chat template: the tokenizer loads, the
+    # model cannot, so the data's error can only come first
+    done = run("train", str(path), "--model", unloadable, "--out", str(tmp_path / "o"))
     one_line_exit_2(done, str(path), fragment)
     assert not (tmp_path / "o").exists()
 
@@ -187,6 +214,64 @@ def test_a_text_file_trains_with_the_full_loss(tmp_path, capsys):
 def test_bad_settings_exit_2_before_the_model_loads(tmp_path, data):
     done = run("train", str(data), "--model", "no-such-model", "--out", str(tmp_path / "o"), "--lr", "0")
     one_line_exit_2(done, "lr must be above 0")
+
+
+# ------------------------------------------------------------------------------ a killed run, a finished run
+
+def test_a_killed_run_is_listed_interrupted_and_its_folder_reused(tmp_path, data, capsys):
+    """A real `sft-lab train` killed mid-run (SIGKILL: no handler runs) leaves a folder that
+    `sft-lab runs` lists as interrupted, and a new run may start there; while it still runs,
+    and once a run there has finished, a new run is refused (exit 2, one line, before any model
+    loads: the model named cannot load), unless --overwrite replaces the finished one."""
+    out = tmp_path / "runs" / "r"
+    script = Path(sys.executable).with_name("sft-lab")
+    command = [str(script)] if script.is_file() else [sys.executable, "-m", "lab"]
+    with open(tmp_path / "stderr.txt", "w") as err:
+        proc = subprocess.Popen([*command, "train", str(data), "--model", "tiny-random", "--out", str(out),
+                                 "--max-steps", "100000", "--batch-size", "1", "--eval-split", "0"],
+                                stdout=subprocess.DEVNULL, stderr=err, env=ENV)
+    try:
+        deadline = time.monotonic() + 120
+        while not (out / "metrics.jsonl").is_file() or not (out / "metrics.jsonl").read_text().count("\n"):
+            assert proc.poll() is None, (tmp_path / "stderr.txt").read_text()
+            assert time.monotonic() < deadline, "no step in 120 s"
+            time.sleep(0.2)
+
+        def cards():
+            assert main(["runs", "--dir", str(tmp_path / "runs"), "--json"]) == 0
+            return [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+
+        assert [c["status"] for c in cards()] == ["running"]
+        for extra in ([], ["--overwrite"]):  # still going: refused, whatever the flags
+            assert main(["train", str(data), "--model", "no-such-model", "--out", str(out), *extra]) == 2
+            said = capsys.readouterr().err
+            assert said == f"sft-lab: {out} is in use by a run that is still going (process {proc.pid})\n"
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    [card] = cards()
+    assert card["status"] == "interrupted" and card["steps"] >= 1 and card["total_steps"] == 100000
+    assert not (out / "run.json").exists() and (out / ".running").exists()  # the dead process's mark
+    assert main(["runs", "--dir", str(tmp_path / "runs")]) == 0
+    assert " interrupted " in capsys.readouterr().out
+
+    # a new run in the killed run's folder: allowed, the old run's leftovers cleared
+    args = ["train", str(data), "--out", str(out), "--eval-split", "0"]
+    assert main([*args, "--model", "tiny-random", "--max-steps", "2"]) == 0
+    capsys.readouterr()
+    assert [r["step"] for r in read_jsonl(out / "metrics.jsonl") if "loss" in r] == [1, 2]
+    assert not (out / ".running").exists() and cards()[0]["status"] == "done"
+
+    # a finished run: refused before the model loads, untouched; --overwrite replaces it
+    card = (out / "run.json").read_bytes()
+    assert main([*args, "--model", "no-such-model"]) == 2
+    said = capsys.readouterr().err
+    assert said.count("\n") == 1 and f"{out} holds a finished run (run.json)" in said and "--overwrite" in said
+    assert (out / "run.json").read_bytes() == card
+    assert main([*args, "--model", "tiny-random", "--max-steps", "3", "--overwrite"]) == 0
+    capsys.readouterr()
+    assert [c["steps"] for c in cards()] == [3]
 
 
 # ------------------------------------------------------------------------------ help
