@@ -35,12 +35,13 @@ CODE = textwrap.dedent("""
     e = app.experiments
     e.add("subsample", "4, 8", experiment="sizes")
     e.run(); e.wait()
-    e.comparison.compare_in_background(); e.comparison.wait()
+    e.compare_clicks += 1; e.wait()  # the two runs the pickers show (the newest two)
     off = sorted({f"{w}.{name} in {thread}" for w, name, thread in changes
                   if thread != threading.main_thread().name})
     print("RESULT " + json.dumps({"changes": len(changes), "off_main": off,
                                   "steps": run.result.steps, "rows": len(c.rows),
-                                  "error": [t.error, c.error, e.error.value]}))
+                                  "error": [t.error, c.error, e.error],
+                                  "compared": len(e.comparison_rows)}))
 """)
 
 
@@ -58,5 +59,6 @@ def test_every_trait_change_happens_on_the_main_thread(tmp_path):
     assert reply["content"]["status"] == "ok", (reply["content"], text[-3000:])
     result = json.loads(text.split("RESULT ", 1)[1].splitlines()[0])
     assert result["steps"] == 3 and result["rows"] == 2 and not any(result["error"]), result
+    assert result["compared"] == 12, result  # the two runs answered the probes
     assert result["changes"] > 200, result  # the recorder saw the widgets work
     assert result["off_main"] == [], result["off_main"]

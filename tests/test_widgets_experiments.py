@@ -1,6 +1,6 @@
-"""ExperimentsView state tests (no kernel): set widget values as the browser would, click the
-buttons, wait for the queue, and read the tables, the overlay figure and the comparison.
-Plus unit tests of the pure pieces: lab.experiments.plots, lab.experiments.specs, the table HTML."""
+"""ExperimentsView state tests (no kernel): set traits as the browser would, press the buttons
+(`*_clicks += 1`), wait for the queue, and read the table rows, the overlay figure and the
+comparison. Plus unit tests of the pure pieces: lab.experiments.plots, lab.experiments.specs."""
 import time
 
 import pytest
@@ -10,8 +10,7 @@ from lab.generate import GenConfig
 from lab.records import Conversation
 from lab.train import StepInfo, TrainConfig
 from lab.experiments.specs import KINDS, make_variants, split_values
-from widgets import _experiments_html as H
-from widgets.experiments_view import ExperimentsView
+from widgets.experiments_view import ALL, ExperimentsView, failure_message
 
 DATA = [Conversation.single(f"q{i}", f"answer number {i} is here", tags=("odd" if i % 2 else "even",))
         for i in range(6)]
@@ -33,10 +32,10 @@ def view(session, runs_dir, data=DATA, **kw):
 
 def add(v, kind, values, experiment=""):
     """Fill the form the way the front end does, then press "Add to queue"."""
-    v.kind.value = kind
-    v.params.value = values
-    v.experiment.value = experiment
-    v.add_button.click()
+    v.kind = kind
+    v.params = values
+    v.experiment = experiment
+    v.add_clicks += 1
 
 
 # -- pure pieces ----------------------------------------------------------------------------
@@ -82,74 +81,78 @@ def test_make_variants_for_every_kind_and_clear_errors():
         make_variants("drop_tag", "prime", tags=["odd", "even"])
 
 
-def test_table_html_escapes_and_truncates_with_full_text_on_hover():
-    long = "word " * 40 + "<b>end</b>"
-    rows = nll_table_rows([{"experiment": "e", "variant": {"name": "<x>"}, "status": "done",
-                            "probes": [{"prompt": "say <hi>", "reply": long}]}])
-    out = H.nll_table(rows, reply_chars=20)
-    assert "<details" in out and 'title="word word' in out and "&lt;b&gt;end&lt;/b&gt;" in out
-    assert "<b>end</b>" not in out and "e/&lt;x&gt;" in out and "No held-out NLL" in out
-    status = H.status_table([{"run": "e/a", "status": "failed", "step": 1, "total": 4, "note": "Boom <!>"}])
-    assert 'sftlab-status-failed' in status and '<progress value="1" max="4">' in status
-    assert 'class="sftlab-error">Boom &lt;!&gt;' in status
+def test_failure_message_reads_as_a_message():
+    assert failure_message("DataError: no trainable example: all empty\nTraceback (most recent call last):") == (
+        "no trainable example: all empty")
+    assert failure_message("ValueError: lr must be above 0") == "lr must be above 0"
+    assert failure_message("ZeroDivisionError: division by zero") == "ZeroDivisionError: division by zero"
+    assert failure_message("") == "failed"
 
 
 # -- the widget -----------------------------------------------------------------------------
 def test_queue_run_overlay_table_reload_and_compare(session, tmp_path):
     v = view(session, tmp_path)
-    assert "sftlab-experiments" in v._dom_classes
-    assert [b.description for b in (v.add_button, v.run_button, v.stop_button, v.compare_button)] == [
-        "Add to queue", "Run queue", "Stop", "Compare runs"]
+    assert v.kinds[0]["key"] == "baseline" and {k["key"] for k in v.kinds} == set(KINDS)
+    assert v.kind == "subsample" and v.params == KINDS["subsample"].example and v.state == "idle"
+    assert "Max steps 2" in v.train_settings and "Batch size 4" in v.train_settings
+    assert "held-out set: 2 examples" in v.train_settings
     add(v, "subsample", "2, 4", "sizes")
     add(v, "loss", "")
-    assert v.error.value == ""
+    assert v.error == "" and "Press Run queue" in v.message
     assert [(r["run"], r["status"]) for r in v.status_rows] == [
         ("sizes/n=2", "queued"), ("sizes/n=4", "queued"),
         ("loss/completion-only", "queued"), ("loss/full-sequence", "queued")]
-    v.run_button.click()
-    assert v.run_button.disabled and not v.stop_button.disabled
+    v.run_clicks += 1
+    assert v.state == "running" and v.running
     v.wait(120)
     assert [r["status"] for r in v.status_rows] == ["done"] * 4
     assert all(r["step"] == r["total"] == 2 for r in v.status_rows)
-    assert not v.run_button.disabled and v.stop_button.disabled and "4 done" in v.message.value
+    assert v.state == "done" and not v.running and "4 done" in v.message
     assert session.tuned is None, "the session's tuned model is never touched"
-    assert (v.run_a.value, v.run_b.value) == ("loss/completion-only", "loss/full-sequence")  # newest two
+    assert (v.run_a, v.run_b) == ("loss/completion-only", "loss/full-sequence")  # newest two
     # overlay: one line per run, full-sequence loss dashed
     assert [t.name for t in v.figure.data] == [r["run"] for r in v.status_rows]
     assert [len(t.y) for t in v.figure.data] == [2] * 4
     assert v.figure.data[3].line.dash == "dash"
-    # held-out NLL and probe replies per run
+    # held-out NLL and probe replies per run, as rows of data
     rows = nll_table_rows(v.cards)
     assert all(isinstance(r["eval_nll"], float) for r in rows) and sum(r["best"] for r in rows) >= 1
     assert [p["prompt"] for p in rows[0]["probes"]] == ["q1", "q2"]
-    assert "sizes/n=4" in v.nll_html.value and "probe: q1" in v.nll_html.value
-    assert v.show.options == ("all experiments", "sizes", "loss")
-    v.show.value = "sizes"
+    assert [r["run"] for r in v.nll_rows] == [r["run"] for r in rows]
+    assert [p["prompt"] for p in v.nll_rows[1]["probes"]] == ["q1", "q2"] and v.variant_rows == []
+    assert v.show_options == ["all experiments", "sizes", "loss"]
+    v.show = "sizes"  # as the filter does
     assert [t.name for t in v.figure.data] == ["sizes/n=2", "sizes/n=4"]
-    assert "loss/full" not in v.nll_html.value and "loss/full" not in v.status_html.value
+    assert [r["run"] for r in v.nll_rows] == [r["run"] for r in v.status_rows] == ["sizes/n=2", "sizes/n=4"]
 
     # a new view (as after a kernel restart) rebuilds everything from the runs folder
     again = view(session, tmp_path)
     assert [(r["run"], r["status"], r["step"]) for r in again.status_rows] == [
         ("sizes/n=2", "done", 2), ("sizes/n=4", "done", 2), ("loss/completion-only", "done", 2),
         ("loss/full-sequence", "done", 2)]
-    assert len(again.figure.data) == 4 and again.nll_html.value.count("<tr data-run") == 4
-    assert again.run_a.options == tuple(r["run"] for r in again.status_rows)
-    assert (again.run_a.value, again.run_b.value) == ("loss/completion-only", "loss/full-sequence")
+    assert len(again.figure.data) == 4 and len(again.nll_rows) == 4
+    assert again.run_options == [r["run"] for r in again.status_rows]
+    assert (again.run_a, again.run_b) == ("loss/completion-only", "loss/full-sequence")
 
     # pick two runs and compare them side by side
-    again.run_a.value, again.run_b.value = "sizes/n=2", "sizes/n=4"
-    again.compare_button.click()
+    again.run_a, again.run_b = "sizes/n=2", "sizes/n=4"
+    again.compare_clicks += 1
     again.wait(60)
-    assert again.error.value == ""
+    assert again.error == "" and again.state == "done" and "Compared runs sizes/n=2 and sizes/n=4" in again.message
     rows = again.comparison_rows
     assert [r["prompt"] for r in rows] == ["q1", "q2"]
     assert [c["name"] for c in rows[0]["columns"]] == ["sizes/n=2", "sizes/n=4"]
-    assert rows[0]["columns"][1]["diff"] is not None
-    assert "sftlab-exp-compare-table" in again.compare_html.value and "held-out NLL" in again.compare_html.value
+    assert rows[0]["columns"][0]["diff"] is None and rows[0]["columns"][1]["diff"] is not None
+    assert set(again.comparison_info) == {"sizes/n=2", "sizes/n=4"}
+    assert "held-out NLL" in again.comparison_info["sizes/n=2"] and "2 examples" in again.comparison_info["sizes/n=2"]
+    # the Python API blocks, returns the rows, and the pickers show the two runs it compared
+    rows = again.compare("loss/full-sequence", "sizes/n=2")
+    assert rows == again.comparison_rows and [c["name"] for c in rows[0]["columns"]] == [
+        "loss/full-sequence", "sizes/n=2"]
+    assert (again.run_a, again.run_b) == ("loss/full-sequence", "sizes/n=2")
     # the same experiment name again gets a fresh folder instead of overwriting
     add(again, "subsample", "2", "sizes")
-    assert again.status_rows[-1]["run"] == "sizes-2/n=2" and "renamed" in again.message.value
+    assert again.status_rows[-1]["run"] == "sizes-2/n=2" and "renamed" in again.message
     # another model (the Train panel loaded one): queued runs move to a queue on its base
     from lab.session import Session
 
@@ -160,64 +163,94 @@ def test_queue_run_overlay_table_reload_and_compare(session, tmp_path):
     assert [j.variant.name for j in again.queue.jobs] == ["n=2"] and again.status_rows[-1]["status"] == "queued"
 
 
-def test_bad_input_and_failed_runs_show_in_red(session, tmp_path):
+def test_bad_input_and_failed_runs_show_as_messages(session, tmp_path):
     v = view(session, tmp_path)
     add(v, "shuffle_responses", "0.5, 1.5")
-    assert "sftlab-error" in v.error.value and "1.5 is not a fraction" in v.error.value
+    assert "1.5 is not a fraction" in v.error and "\n" not in v.error
     assert v.status_rows == []
-    v.run_button.click()
-    assert "nothing is queued" in v.error.value
-    v.run_a.options = []
-    v.compare_button.click()
-    assert "pick two finished runs" in v.error.value
-    # a run that fails in training (no example has a response) is marked, and the queue goes on
+    v.run_clicks += 1
+    assert "nothing is queued" in v.error and v.state == "idle"
+    v.compare_clicks += 1
+    assert "pick two finished runs" in v.error
+    v.seeds = 11
+    add(v, "baseline", "")
+    assert "at most 10" in v.error and v.status_rows == []
+    # a run that fails in training (no example has a response) is marked, and the queue goes on;
+    # its note is the message, without the exception's name or a traceback
     prompts_only = [Conversation.single("q")]
     bad = view(session, tmp_path / "bad", data=prompts_only, eval_data=())
     add(bad, "baseline", "")
-    bad.run_button.click()
+    bad.run_clicks += 1
     bad.wait(60)
     row = bad.status_rows[0]
-    assert row["status"] == "failed" and "no trainable example" in row["note"]
-    assert "sftlab-status-failed" in bad.status_html.value and 'class="sftlab-error"' in bad.status_html.value
+    assert row["status"] == "failed" and "no trainable example" in row["note"], row
+    assert not row["note"].startswith("DataError") and "Traceback" not in row["note"] and "\n" not in row["note"]
+    assert row["detail"].startswith("DataError: ") and "run.json" in row["detail"]
+    assert bad.nll_rows[0]["status"] == "failed" and bad.state == "done" and bad.error == ""
 
 
 def test_stop_ends_the_run_and_cancels_the_rest(session, tmp_path):
     v = view(session, tmp_path, config=TrainConfig(max_steps=500, batch_size=2), probes=(), eval_data=())
     add(v, "lr", "1e-4, 2e-4", "long")
-    v.run_button.click()
+    v.run_clicks += 1
     deadline = time.time() + 60
     while not (v.status_rows[0]["status"] == "running" and v.status_rows[0]["step"] >= 1):
         assert time.time() < deadline, "the first run never started"
         time.sleep(0.05)
-    v.stop_button.click()
+    v.stop_clicks += 1
+    assert v.state in ("stopping", "done")
     v.wait(60)
     assert [r["status"] for r in v.status_rows] == ["stopped", "cancelled"]
     assert 0 < v.status_rows[0]["step"] < 500 and v.status_rows[0]["total"] == 500
-    assert v.run_a.options == ("long/lr=0.0001",)  # a stopped run keeps its model
+    assert v.run_options == ["long/lr=0.0001"]  # a stopped run keeps its model
+    assert v.state == "done" and "1 stopped, 1 cancelled" in v.message
 
 
 def test_live_data_callable_tags_hint_and_throttled_redraws(session, tmp_path):
     current = list(DATA)
     v = view(session, tmp_path, data=lambda: current)
-    v.kind.value = "drop_tag"
-    assert v.params.value == "even" and "tags in the data: even, odd" in v.hint.value
-    v.add_button.click()
+    v.kind = "drop_tag"
+    assert v.params == "even" and "tags in the data: even, odd" in v.hint
+    v.add_clicks += 1
     current.append(Conversation.single("new", "one", tags=("fresh",)))
     add(v, "drop_tag", "fresh", "tags")
-    assert v.error.value == "" and [j.variant.name for j in v.queue.jobs] == ["drop=even", "drop=fresh"]
+    assert v.error == "" and [j.variant.name for j in v.queue.jobs] == ["drop=even", "drop=fresh"]
     assert len(v.queue.jobs[1].data) == 7  # the data as it was when added
-    v.kind.value = "lr"  # a new kind brings its own example values
-    assert v.params.value == KINDS["lr"].example and not v.params.disabled
-    v.kind.value = "loss"  # ...or none, and no box to type in
-    assert v.params.value == "" and v.params.disabled
+    v.kind = "lr"  # a new kind brings its own example values
+    assert v.params == KINDS["lr"].example and v.hint == KINDS["lr"].hint
+    v.kind = "loss"  # ...or none (the front end disables the box: the kind says it takes none)
+    assert v.params == "" and not next(k for k in v.kinds if k["key"] == "loss")["values"]
     # steps arrive from the training thread far faster than a browser needs them
     redraws = []
-    v.status_html.observe(lambda ch: redraws.append(ch), "value")
+    v.observe(lambda ch: redraws.append(ch), "status_rows")
     v.queue.jobs[0].status = "running"
     for i in range(200):
         v._on_step("drop_tag/drop=even", StepInfo(i + 1, 200, 0.1, 2.0, 1e-4, 10, 100.0, 0.1, 1.0))
     assert 1 <= len(redraws) <= 2
     assert v.status_rows[0]["step"] in range(1, 201)
+
+
+def test_settings_line_follows_the_train_tab(session, tmp_path):
+    """The runs use the Train tab's settings: the view says which, beside its Run button."""
+    cfg = {"now": TrainConfig(epochs=3, lr=1e-4, batch_size=2)}
+
+    def config():
+        if cfg["now"] is None:
+            raise ValueError("Learning rate must be above 0, e.g. 2e-4")
+        return cfg["now"]
+
+    v = view(session, tmp_path, config=config, eval_data=())
+    line = v.train_settings
+    assert "the Train tab's settings" in line and "Epochs 3" in line and "Learning rate 0.0001" in line
+    assert "Batch size 2" in line and "Max steps" not in line and "Eval split 0.1" in line
+    assert "Completion-only loss on" in line
+    cfg["now"] = TrainConfig(max_steps=7, completion_only=False)
+    v.show_settings()
+    assert "Max steps 7" in v.train_settings and "Epochs" not in v.train_settings
+    assert "Completion-only loss off" in v.train_settings
+    cfg["now"] = None
+    v.show_settings()
+    assert v.train_settings.startswith("The Train tab's settings are not valid yet: Learning rate")
 
 
 def test_seed_bands_and_the_size_ladder(session, tmp_path):
@@ -226,28 +259,29 @@ def test_seed_bands_and_the_size_ladder(session, tmp_path):
     data = [Conversation.single(f"q{i}", f"answer number {i} is here", tags=("odd" if i % 2 else "even",))
             for i in range(10)]
     v = view(session, tmp_path, data=data, config=TrainConfig(max_steps=1, batch_size=4))
-    v.seeds.value = 2
+    v.seeds = 2
     add(v, "ladder", "", "sizes")
     assert [r["run"] for r in v.status_rows] == ["sizes/n=4 s0", "sizes/n=4 s1", "sizes/n=8 s0", "sizes/n=8 s1",
                                                "sizes/n=10 s0", "sizes/n=10 s1"]
-    v.run_button.click()
+    v.run_clicks += 1
     v.wait(180)
     assert [r["status"] for r in v.status_rows] == ["done"] * 6
     traces = [t.name for t in v.figure.data]
     assert traces.count("sizes/n=4 (min-max)") == 1 and "sizes/n=4 (mean of 2 seeds)" in traces
-    assert "sftlab-exp-group-table" in v.nll_html.value and "min-max" in v.nll_html.value
     rows = group_rows(v.cards)
     assert [(r["variant"], r["runs"], r["examples"]) for r in rows] == [("sizes/n=4", 2, 4), ("sizes/n=8", 2, 8),
                                                                        ("sizes/n=10", 2, 10)]
     assert sum(r["best"] for r in rows) == 1 and all(r["eval_nll"]["n"] == 2 for r in rows)
-    v.show.value = "sizes"  # one experiment that is a ladder: the size plot shows
-    assert v.ladder_box.layout.display == "" and list(v.ladder.data[1].x) == [4, 8, 10]
+    assert [r["variant"] for r in v.variant_rows] == [r["variant"] for r in rows]
+    assert v.variant_rows[0]["eval_nll"]["n"] == 2 and not v.show_ladder
+    v.show = "sizes"  # one experiment that is a ladder: the size plot shows
+    assert v.show_ladder and list(v.ladder.data[1].x) == [4, 8, 10]
     assert v.ladder.layout.xaxis.type == "log"
-    v.report_button.click()  # the report of the experiment shown, beside its runs
-    assert v.error.value == "" and (tmp_path / "sizes" / "report.html").is_file()
+    v.report_clicks += 1  # the report of the experiment shown, beside its runs
+    assert v.error == "" and (tmp_path / "sizes" / "report.html").is_file() and "Report written" in v.message
     page = (tmp_path / "sizes" / "report.html").read_text()
     assert "Experiment: sizes" in page and "Variants over their seeds" in page and ("overlaps" in page or "worse" in page)
-    v.show.value = "all experiments"
-    assert v.ladder_box.layout.display == "none"
+    v.show = ALL
+    assert not v.show_ladder
     with pytest.raises(ValueError, match="seeds"):
         v.add("baseline", "", "x", seeds=0)
