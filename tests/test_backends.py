@@ -10,7 +10,7 @@ from lab import models
 from lab import train as train_module
 from lab.cli import main
 from lab.dataio import write_jsonl
-from lab.generate import GenConfig
+from lab.generate import GenConfig, generate
 from lab.masks import encode
 from lab.records import Conversation
 from lab.runs import save_model
@@ -89,8 +89,12 @@ def test_other_architectures_through_the_cli(kind, tmp_path, capsys):
     tuned = str(tmp_path / "run" / "model")
     assert json.loads((tmp_path / "run" / "model" / "config.json").read_text())["model_type"] == kind
 
-    assert main(["generate", "--model", tuned, "--prompt", "What is 1 plus 1?", "--max-new-tokens", "5"]) == 0
-    assert len(capsys.readouterr().out.strip().splitlines()) <= 1
+    # sampled (greedy replies of a random model are often empty): the reply, and only it
+    sampled = ["--prompt", "What is 1 plus 1?", "--max-new-tokens", "5", "--temperature", "1", "--seed", "1"]
+    assert main(["generate", "--model", tuned, *sampled]) == 0
+    reply = generate(*models.load_model(tuned), ["What is 1 plus 1?"],
+                     GenConfig(max_new_tokens=5, temperature=1.0, seed=1))[0]
+    assert reply and capsys.readouterr().out == reply + "\n"
     assert main(["score", "--model", tuned, "--data", str(data)]) == 0
     assert len(json.loads(capsys.readouterr().out)["examples"]) == len(DATA)
     assert main(["compare", "--base", base, "--tuned", tuned, "--prompts", str(data), "--max-new-tokens", "3"]) == 0
