@@ -32,7 +32,7 @@ STARTER_JOBS = {"support": {"batch_size": 4, "max_steps": 8}, "persona": {"batch
 
 def starter_job(name: str) -> dict:
     """Train a fresh default model on starter `name` (`STARTER_JOBS`); its seconds and losses."""
-    from lab import starters
+    from lab.data import starters
     from lab.config import TrainConfig
     from lab.models import load_model
     from lab.train import train

@@ -2,7 +2,7 @@
 
 The first 100 Self-Instruct seed tasks (../shared/data) are the training set, cut at the
 trainer's default max_length; the reply is the model's greedy answer to the 101st task. The
-time of `lab.influence.influence` (the query gradient and one gradient per example) is set
+time of `lab.analysis.influence.influence` (the query gradient and one gradient per example) is set
 beside a plain scoring pass over the same examples (`lab.score.score`, forward only): no
 gradient method can beat a forward pass over every example, so the ratio says how much the
 gradients add, on any machine. The target is 60 s on a 2-core laptop. The machine's load is
@@ -29,7 +29,7 @@ SEED_TASKS = HERE.parents[1] / "shared" / "data" / "self_instruct_seed_tasks.jso
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--examples", type=int, default=100)
-    p.add_argument("--blocks", type=int, default=None, help="parameter slice (default: lab.influence.BLOCKS)")
+    p.add_argument("--blocks", type=int, default=None, help="parameter slice (default: lab.analysis.influence.BLOCKS)")
     p.add_argument("--threads", type=int, nargs="*", default=None,
                    help="torch thread counts to measure, one job each (default: the lab's, one per core)")
     args = p.parse_args()
@@ -40,9 +40,9 @@ def main() -> None:
     import torch
 
     from bench.train_vs_trl import matmul_peak
-    from lab import influence
+    from lab.analysis import influence
     from lab.config import TrainConfig
-    from lab.dataio import read_dataset
+    from lab.data.dataio import read_dataset
     from lab.engine.device import autocast_dtype, set_threads
     from lab.generate import GenConfig, generate
     from lab.masks import encode

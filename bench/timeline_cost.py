@@ -7,7 +7,7 @@ jobs alternate over `--rounds` rounds and each job's fastest run counts. The res
 ratio of the two wall times, the whole `Session.train` call included (step 0, the base model's
 answers to the retention questions and the last point's check). The run with the timeline is
 timed twice per round, each in a new process: "first", with an empty cache, computes step 0
-and the base model's answers and keeps them (`lab.timeline.BaseCache`); "again" finds them, as
+and the base model's answers and keeps them (`lab.analysis.timeline.BaseCache`); "again" finds them, as
 every later run from the same base model with the same probes does. Written to
 `bench/results/timeline_cost.json`.
 
@@ -30,10 +30,10 @@ HERE = Path(__file__).resolve().parent
 def job(timeline: bool) -> dict:
     import tempfile
 
-    from lab import starters
+    from lab.data import starters
     from lab.config import TrainConfig, eval_every_for
     from lab.session import Session
-    from lab.timeline import TimelineConfig
+    from lab.analysis.timeline import TimelineConfig
     from lab.train import split_eval
 
     data, probes = starters.load("persona"), starters.probes("persona")
@@ -51,12 +51,12 @@ def job(timeline: bool) -> dict:
 def parts(repeats: int = 2) -> dict:
     """Seconds of each part of one timeline point (and of the meter's answers) on the default
     model as loaded (fp32 weights, as at step 0 and the last point), best of `repeats`."""
-    from lab import starters
-    from lab.forgetting import Meter
+    from lab.data import starters
+    from lab.analysis.forgetting import Meter
     from lab.masks import encode
     from lab.models import load_model
     from lab.score import score_encoded
-    from lab.timeline import Timeline, TimelineConfig
+    from lab.analysis.timeline import Timeline, TimelineConfig
 
     model, tok = load_model("default")
     cfg = TimelineConfig()

@@ -30,7 +30,7 @@ EPOCHS, BATCH, MAX_LEN, LR = 1, 8, 256, 5e-5
 
 
 def seed_tasks():
-    from lab.dataio import read_dataset
+    from lab.data.dataio import read_dataset
 
     tasks = read_dataset(os.environ.get("SFT_LAB_SEED_TASKS", SEED))
     return tasks[:N_TRAIN], tasks[N_TRAIN:N_TRAIN + N_EVAL]

@@ -32,7 +32,7 @@ def _quiet_transformers() -> None:
 
 def _read(path: str, args, *, trainable: bool = False):
     """The records of a data file (with `--preference` where the command has it)."""
-    from .dataio import read_dataset
+    from .data.dataio import read_dataset
 
     records = read_dataset(path, preference=getattr(args, "preference", None))
     if trainable and not any(c.is_trainable for c in records):
@@ -122,7 +122,7 @@ def cmd_train(args) -> int:
     from .config import TrainConfig
     from .models import load_tokenizer
     from .runs import check_free
-    from .validate import check_dataset
+    from .data.validate import check_dataset
 
     data = _read(args.data, args, trainable=True)
     eval_data = _read(args.eval, args, trainable=True) if args.eval else None
@@ -149,7 +149,7 @@ def cmd_train(args) -> int:
         print(f"sft-lab: {args.data}: {report.brief()}", file=sys.stderr)
     from .models import load_model
     from .runner import Start, make_run
-    from .timeline import TimelineConfig
+    from .analysis.timeline import TimelineConfig
 
     model, tok = load_model(args.model)
     timeline = (TimelineConfig(points=args.timeline, retention=args.retention, max_probes=len(probes))
@@ -174,7 +174,7 @@ def cmd_train(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from .report import report
+    from .present.report import report
 
     try:
         out = report(args.path, args.out)
@@ -185,7 +185,7 @@ def cmd_report(args) -> int:
 
 
 def cmd_learned(args) -> int:
-    from .learned import learned
+    from .analysis.learned import learned
     from .models import load_model
 
     data = _read(args.data, args)
@@ -200,7 +200,7 @@ def cmd_learned(args) -> int:
 def cmd_explain(args) -> int:
     from tqdm import tqdm
 
-    from .influence import explain
+    from .analysis.influence import explain
 
     _quiet_transformers()
     bar = None
@@ -255,7 +255,7 @@ def cmd_score(args) -> int:
 
 
 def cmd_validate(args) -> int:
-    from .validate import check_dataset
+    from .data.validate import check_dataset
 
     data = _read(args.data, args)
     tok = None
@@ -324,7 +324,7 @@ def _command(sub, name: str, help: str, func):
 
 
 def _preference_flag(s) -> None:
-    from .formats import PREFERENCES
+    from .data.formats import PREFERENCES
 
     s.add_argument("--preference", choices=PREFERENCES, default=None,
                    help="read preference pairs ('chosen'/'rejected', as DPO uses) as their chosen replies "
@@ -360,7 +360,7 @@ def _train_flags(s, config=None) -> None:
 
 
 def cmd_workshop(args) -> int:
-    from .editions import write_learner_edition
+    from .workshop.editions import write_learner_edition
 
     try:
         written = write_learner_edition(args.out, args.source)
@@ -374,7 +374,7 @@ def cmd_workshop(args) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from .config import TrainConfig
-    from .influence import BLOCKS
+    from .analysis.influence import BLOCKS
     from .models import DEFAULT
 
     p = argparse.ArgumentParser(prog="sft-lab", description=__doc__.splitlines()[0], formatter_class=_FORMATTER)

@@ -2,7 +2,7 @@
 
 `make_run` is what the Train tab (through `lab.session.Session.train`), `sft-lab train` and the
 experiments queue call. It trains (`lab.train.train`), records the timeline and the forgetting
-meter (`lab.timeline`, with step 0 of a base model read from `BaseCache` when known), scores a
+meter (`lab.analysis.timeline`, with step 0 of a base model read from `BaseCache` when known), scores a
 held-out set, answers probes for the card, and writes the run folder with `run.json` last. A
 feature added here reaches every way of training.
 
@@ -24,12 +24,12 @@ from pathlib import Path
 from typing import Callable
 
 from .config import TrainConfig
-from .forgetting import Meter
+from .analysis.forgetting import Meter
 from .generate import GenConfig, generate
 from .records import Conversation, Record
 from .score import score
-from .textdiff import similarity
-from .timeline import BaseCache, Timeline, TimelineConfig
+from .present.textdiff import similarity
+from .analysis.timeline import BaseCache, Timeline, TimelineConfig
 from .train import Callback, TrainResult, train
 
 
@@ -125,7 +125,7 @@ def make_run(model, tokenizer, data: list[Record], cfg: TrainConfig | None = Non
 
 def probe_similarity(replies: list[dict], references: list[Conversation]) -> float | None:
     """How close the probe replies come to the reference answers of the same prompts (the
-    share of words in common, 0..1, `lab.textdiff.similarity`), averaged; None without any.
+    share of words in common, 0..1, `lab.present.textdiff.similarity`), averaged; None without any.
 
     >>> probe_similarity([{"prompt": "Hi", "reply": "Arr! Hello"}], [Conversation.single("Hi", "Arr! Hello")])
     1.0

@@ -6,11 +6,11 @@ A run folder holds, in the order they are written:
     dataset.jsonl   the training examples exactly as trained, chat-messages JSONL
     metrics.jsonl   one row per optimiser step ({step, loss, lr, ...}) and per eval
                     ({step, eval_loss}), appended as the run goes
-    timeline.jsonl  probe replies and NLLs at a few steps, when recorded (`lab.timeline`)
+    timeline.jsonl  probe replies and NLLs at a few steps, when recorded (`lab.analysis.timeline`)
     model/          the tuned weights, an HF folder (swapped in atomically)
     run.json        the run card, written last: a folder without it is an interrupted run
     replies.json    replies of the tuned model recorded later (prompt -> reply), optional
-    influence.jsonl which training examples pushed a reply (`lab.influence`), one line per
+    influence.jsonl which training examples pushed a reply (`lab.analysis.influence`), one line per
                     explained reply, optional
 
 The card (`run.json`) is one flat JSON object; every reader goes through `read_card`:
@@ -186,7 +186,7 @@ def record_replies(run_path: str | Path, replies: dict[str, str]) -> None:
 
 
 def record_influence(run_path: str | Path, row: dict) -> None:
-    """Append one explained reply (`lab.influence`) to the run's `influence.jsonl`: one line,
+    """Append one explained reply (`lab.analysis.influence`) to the run's `influence.jsonl`: one line,
     flushed, so earlier lines are never rewritten."""
     log = Log(Path(run_path) / INFLUENCE)
     try:

@@ -14,17 +14,18 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import influence, runs
+from .analysis import influence
+from . import runs
 from .jobs import JobSlot
 from .config import TrainConfig
-from .forgetting import Meter
+from .analysis.forgetting import Meter
 from .generate import GenConfig, generate
-from .learned import token_changes
+from .analysis.learned import token_changes
 from .models import load_model
 from .records import Conversation
 from .score import Scores, score, token_probabilities
 from .runner import Start, make_run
-from .timeline import TimelineConfig
+from .analysis.timeline import TimelineConfig
 from .train import Callback, TrainResult
 
 
@@ -40,7 +41,7 @@ class Run:
     out: str | None = None
     replies: dict = field(default_factory=dict)  # prompt -> reply of the model right after this run
     card: dict = field(default_factory=dict)
-    timeline: list[dict] = field(default_factory=list)  # `lab.timeline` points, when recorded
+    timeline: list[dict] = field(default_factory=list)  # `lab.analysis.timeline` points, when recorded
     forgetting: dict | None = None  # the forgetting meter's report after the run, when on
 
 
@@ -119,7 +120,7 @@ class Session(JobSlot):
               timeline: TimelineConfig | None = None, on_point=None) -> Run | None:
         """Train the tuned model (continuing from its current weights) and record the run.
 
-        `timeline`: record a timeline (`lab.timeline`): the `probes` (texts, or Conversations
+        `timeline`: record a timeline (`lab.analysis.timeline`): the `probes` (texts, or Conversations
         with reference answers) answered and scored at each point, the forgetting meter when
         `timeline.retention`; `on_point` hears each point. Returns None when the run was
         stopped before its first step (nothing changed)."""
@@ -207,7 +208,7 @@ class Session(JobSlot):
     def which_examples(self, prompt: str | Conversation, reply: str, *, top: int = 5,
                        on_progress=None) -> dict:
         """Which training examples of the run the tuned model holds pushed `reply` to `prompt`
-        up or down (`lab.influence.explain`; recorded in the run's folder)."""
+        up or down (`lab.analysis.influence.explain`; recorded in the run's folder)."""
         with self.job("ranking training examples for a reply"):
             run = self.current
             if run is None or self.tuned is None:
@@ -221,7 +222,7 @@ class Session(JobSlot):
 
     def learned(self, convs: list[Conversation]) -> list[list[dict]]:
         """Per example per response token, how the tuning changed its log-probability
-        (`lab.learned.token_changes`, base vs tuned): what "What changed?" summarises."""
+        (`lab.analysis.learned.token_changes`, base vs tuned): what "What changed?" summarises."""
         with self.job("explaining what changed"):
             return token_changes(self.base, self.model, self.tokenizer, convs)[1]
 

@@ -9,7 +9,7 @@ import torch
 from lab import models
 from lab import train as train_module
 from lab.cli import main
-from lab.dataio import write_jsonl
+from lab.data.dataio import write_jsonl
 from lab.generate import GenConfig, generate
 from lab.masks import encode
 from lab.records import Conversation

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from lab.cli import main
-from lab.dataio import write_jsonl
+from lab.data.dataio import write_jsonl
 from lab.records import Conversation
 from lab.runs import read_jsonl
 

@@ -1,4 +1,4 @@
-"""lab.dataio: every format into the exact Conversation, every malformed case into a DataError
+"""lab.data.dataio: every format into the exact Conversation, every malformed case into a DataError
 that names the file and line/record/row, round trips, and fuzzing (DataError or nothing)."""
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lab.dataio import parse_record, read_dataset, read_text, write_jsonl
+from lab.data.dataio import parse_record, read_dataset, read_text, write_jsonl
 from lab.records import Conversation, DataError, TextRecord, ToolCall, Turn
 
 FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -22,7 +22,7 @@ def test_generate_answers_paris_offline():
 
 
 def test_a_few_steps_on_the_persona_set_lower_its_loss():
-    from lab import starters
+    from lab.data import starters
     from lab.score import score
     from lab.train import TrainConfig, train
 

@@ -37,7 +37,7 @@ WITH_EXAMPLES = [name for name in module_names() if examples(name)]
 
 
 def test_the_walk_finds_modules_in_folders_without_init():
-    assert {"lab.engine.precision", "lab.export.gguf", "lab.starters.flaws"} <= set(WITH_EXAMPLES)
+    assert {"lab.engine.precision", "lab.export.gguf", "lab.data.starters.flaws"} <= set(WITH_EXAMPLES)
     assert "lab.engine.llama" in module_names() and "widgets.show" in WITH_EXAMPLES
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from lab.cli import main
-from lab.editions import HIDDEN_TAGS, is_hidden, learner_notebook, write_learner_edition
+from lab.workshop.editions import HIDDEN_TAGS, is_hidden, learner_notebook, write_learner_edition
 
 REPO = Path(__file__).resolve().parents[1]
 SOURCE = REPO / "notebooks"

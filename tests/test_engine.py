@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch.autograd import gradcheck
 
-from lab import starters
+from lab.data import starters
 from lab.engine import llama, torch_ops
 from lab.engine.precision import MasterWeights
 from lab.generate import GenConfig, generate

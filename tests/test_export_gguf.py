@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from lab.cli import main
-from lab.dataio import read_dataset
+from lab.data.dataio import read_dataset
 from lab.export.gguf import export_gguf, modelfile
 from lab.masks import IGNORE, encode
 from lab.records import Conversation

@@ -1,4 +1,4 @@
-"""Which examples taught a reply (`lab.influence`), checked where the answer is known by
+"""Which examples taught a reply (`lab.analysis.influence`), checked where the answer is known by
 construction: one training example alone teaches a made-up product code, ZX-7741; after
 training, a reply with the code must rank that example first among the supporting ones. Then
 the model is left as it was, the run folder's files are checked before any model loads, and
@@ -9,7 +9,8 @@ import shutil
 import pytest
 import torch
 
-from lab import influence, runs
+from lab.analysis import influence
+from lab import runs
 from lab.cli import main
 from lab.generate import GenConfig, generate
 from lab.models import load_model

@@ -1,6 +1,6 @@
 """The workshop notebooks run top to bottom, as CI runs them: fast mode, tiny random model.
 
-Fast mode (`SFT_LAB_FAST=1`, see `lab.workshop.settings`) swaps the default model for the tiny
+Fast mode (`SFT_LAB_FAST=1`, see `lab.workshop.expect.settings`) swaps the default model for the tiny
 random one and caps training at 3 steps, so the notebooks take the same code paths as in a
 workshop in a fraction of the time. Each notebook runs in a copy of `notebooks/` in a temporary
 folder, so its run folders and autosaved files never land in the repository.

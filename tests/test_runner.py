@@ -8,11 +8,11 @@ from pathlib import Path
 from lab import runs
 from lab.cli import main
 from lab.config import TrainConfig
-from lab.dataio import write_jsonl
+from lab.data.dataio import write_jsonl
 from lab.experiments import Queue, Variant
 from lab.records import Conversation
 from lab.session import Session
-from lab.timeline import TimelineConfig
+from lab.analysis.timeline import TimelineConfig
 
 DATA = [Conversation.single(f"What is {n} + {n}?", f"{n} + {n} = {2 * n}.") for n in range(6)]
 PROBES = [Conversation.single("What is 7 + 7?", "7 + 7 = 14.")]

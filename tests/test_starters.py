@@ -6,9 +6,9 @@ import re
 
 import pytest
 
-from lab import starters
+from lab.data import starters
 from lab.masks import render
-from lab.starters import flaws
+from lab.data.starters import flaws
 
 ALL = starters.names()
 WITH_PROBES = [n for n in ALL if starters.probes(n)]

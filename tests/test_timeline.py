@@ -12,12 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from lab import forgetting, runs, timeline
+from lab.analysis import forgetting, timeline
+from lab import runs
 from lab.config import TrainConfig
 from lab.generate import GenConfig, generate
-from lab.learned import learned, summarize
+from lab.analysis.learned import learned, summarize
 from lab.records import Conversation
-from lab.timeline import Timeline, TimelineConfig, point_steps
+from lab.analysis.timeline import Timeline, TimelineConfig, point_steps
 from lab.train import Callback, train
 
 DATA = [Conversation.single(f"Question {i}?", f"Arr! Answer {i}, matey. Yo-ho!") for i in range(16)]

@@ -2,9 +2,9 @@
 import pytest
 from transformers import AutoTokenizer
 
-from lab import starters
+from lab.data import starters
 from lab.engine import tokenizer
-from lab.dataio import read_dataset
+from lab.data.dataio import read_dataset
 from lab.masks import DEFAULT_TEMPLATE, encode, render
 from lab.models import default_model_dir
 

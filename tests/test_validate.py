@@ -1,4 +1,4 @@
-"""lab.validate: warnings and errors on literal datasets, stats, token counts and summary text."""
+"""lab.data.validate: warnings and errors on literal datasets, stats, token counts and summary text."""
 from __future__ import annotations
 
 import json
@@ -6,9 +6,9 @@ from dataclasses import replace
 
 import pytest
 
-from lab.dataio import read_dataset
+from lab.data.dataio import read_dataset
 from lab.records import Conversation, TextRecord, Turn
-from lab.validate import Issue, Report, check_dataset
+from lab.data.validate import Issue, Report, check_dataset
 
 one = Conversation.single
 

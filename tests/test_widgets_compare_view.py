@@ -164,7 +164,7 @@ def test_earlier_runs_come_back_after_a_restart(session):
 
 
 def test_timeline_slider_and_what_changed(session):
-    from lab.timeline import TimelineConfig
+    from lab.analysis.timeline import TimelineConfig
 
     v = CompareView(session, PROBES, max_new_tokens=4)
     assert v.timeline == [] and v.timeline_run == ""
@@ -199,8 +199,9 @@ def test_which_examples_under_a_tuned_reply(session):
     """The front end sets the row and presses its button; the answer lands under that row."""
     from pathlib import Path
 
-    from lab import influence, runs
-    from lab.dataio import read_dataset
+    from lab.analysis import influence
+    from lab import runs
+    from lab.data.dataio import read_dataset
 
     v = sampled(CompareView(session))
     v.compare(["Question 1?", "Question 2?"])

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from lab import starters
-from lab.dataio import read_dataset
+from lab.data import starters
+from lab.data.dataio import read_dataset
 from lab.records import Conversation
 from widgets import DatasetBuilder
 

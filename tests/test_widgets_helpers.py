@@ -6,15 +6,15 @@ from types import SimpleNamespace as NS
 import plotly.graph_objects as go
 import pytest
 
-from lab import plots
-from lab.comparison import flatten, make_row, write_table
-from lab.dataio import read_text
+from lab.present import plots
+from lab.present.comparison import flatten, make_row, write_table
+from lab.data.dataio import read_text
 from lab.config import steps_for
-from lab.estimate import describe, duration, estimate, matmul_gflops, memory_gb, seconds_for
+from lab.analysis.estimate import describe, duration, estimate, matmul_gflops, memory_gb, seconds_for
 from lab.masks import token_preview
 from lab.records import Conversation, DataError
-from lab.review import end_of_turn_problem, review
-from lab.textdiff import similarity, word_diff
+from lab.data.review import end_of_turn_problem, review
+from lab.present.textdiff import similarity, word_diff
 from lab.train import TrainConfig
 
 

@@ -265,7 +265,7 @@ def test_start_says_what_the_next_run_continues_from(session):
 
 
 def test_timeline_and_forgetting_meter_live(session):
-    from lab import timeline
+    from lab.analysis import timeline
 
     probes = [Conversation.single("Question 1?", "Arr! Answer 1, matey. Yo-ho!"), "Question 2?"]
     p = TrainPanel(session, DATA, probes=probes, max_steps=3, batch_size=4, max_length=64,

@@ -1,7 +1,7 @@
 """The notebooks' settings and claim checks."""
 import pytest
 
-from lab.workshop import ClaimFailed, expect, settings
+from lab.workshop.expect import ClaimFailed, expect, settings
 
 
 def test_a_failed_claim_fails_in_full_mode_only(monkeypatch, capsys):

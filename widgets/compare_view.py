@@ -8,8 +8,8 @@ training objective, measured on one example. Generation runs in a background thr
 streams into the table.
 
 Three views explain the change: "What changed?" lists the tokens and phrases the tuning made
-more and less likely (`lab.learned`); "Which examples?" under a tuned reply lists the run's
-training examples that pushed that reply up or down (`lab.influence`, gradient similarity);
+more and less likely (`lab.analysis.learned`); "Which examples?" under a tuned reply lists the run's
+training examples that pushed that reply up or down (`lab.analysis.influence`, gradient similarity);
 and, for a run that recorded a timeline, a step slider shows each probe's reply at each point
 of the run, diffed against the point before.
 """
@@ -21,13 +21,13 @@ from pathlib import Path
 import anywidget
 import traitlets as t
 
-from lab import influence, timeline
-from lab.comparison import make_row, write_table
+from lab.analysis import influence, timeline
+from lab.present.comparison import make_row, write_table
 from lab.generate import GenConfig
-from lab.learned import summarize
+from lab.analysis.learned import summarize
 from lab.records import Conversation
 from lab.session import Session
-from lab.textdiff import word_diff
+from lab.present.textdiff import word_diff
 
 from ._common import CSS, BusyLine, Job, Throttle, answer_while_cells_run, error_text, esm, on_main, plural
 
@@ -72,10 +72,10 @@ class CompareView(anywidget.AnyWidget):
     timeline = t.List(t.Dict(), help="the tuned run's timeline points: {step, rows: [{prompt, reply, "
                       "diff}], probe_nll, retention}").tag(sync=True)
     timeline_run = t.Unicode("", help="the run the timeline belongs to").tag(sync=True)
-    learned = t.Dict(help="what the tuning promoted and suppressed: `lab.learned.summarize` on "
+    learned = t.Dict(help="what the tuning promoted and suppressed: `lab.analysis.learned.summarize` on "
                      "the table's prompts, plus `source`").tag(sync=True)
     learned_clicks = t.Int(0, help="incremented by the 'What changed?' button").tag(sync=True)
-    influence = t.Dict(help="the last 'Which examples?' answer: `lab.influence.explain`'s result plus "
+    influence = t.Dict(help="the last 'Which examples?' answer: `lab.analysis.influence.explain`'s result plus "
                        "`row` (its table row) and `note` (the approximation in one sentence); {} = "
                        "none").tag(sync=True)
     influence_row = t.Int(-1, help="the table row whose tuned reply 'Which examples?' explains").tag(sync=True)
@@ -198,7 +198,7 @@ class CompareView(anywidget.AnyWidget):
 
     def which_examples(self, row: int) -> None:
         """Start "Which examples?" in the background: the training examples of the tuned model's
-        run that pushed the tuned reply of table row `row` up or down (`lab.influence`); the
+        run that pushed the tuned reply of table row `row` up or down (`lab.analysis.influence`); the
         answer shows under that row and is recorded in the run's `influence.jsonl`."""
         if self.session is None:
             raise RuntimeError("no model loaded yet: load one in the train panel first")

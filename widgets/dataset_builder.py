@@ -22,15 +22,16 @@ import anywidget
 import plotly.graph_objects as go
 import traitlets as t
 
-from lab import plots, starters
+from lab.present import plots
+from lab.data import starters
 from lab.atomic import write_json
 from lab.config import TrainConfig
-from lab.dataio import parse_record, read_dataset, read_text, write_jsonl
+from lab.data.dataio import parse_record, read_dataset, read_text, write_jsonl
 from lab.masks import token_preview
 from lab.models import load_tokenizer
 from lab.records import Conversation
-from lab.review import review
-from lab.validate import check_dataset
+from lab.data.review import review
+from lab.data.validate import check_dataset
 
 from ._common import CSS, answer_while_cells_run, error_text, esm
 
@@ -73,7 +74,7 @@ class DatasetBuilder(anywidget.AnyWidget):
     def __init__(self, examples=None, *, tokenizer="default", path: str | os.PathLike | None =
                  "sftlab_dataset.jsonl", max_length: int = TrainConfig.max_length, starter: str | None = None,
                  **kwargs):
-        """`examples`: Conversations or records in any format `lab.dataio` reads; `tokenizer`: a
+        """`examples`: Conversations or records in any format `lab.data.dataio` reads; `tokenizer`: a
         tokenizer, a model name to load one for, or None; `starter`: loaded when there is
         neither `examples` nor an autosave file to restore."""
         names = starters.names()

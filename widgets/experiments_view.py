@@ -27,9 +27,9 @@ import anywidget
 import plotly.graph_objects as go
 import traitlets as t
 
-from lab.comparison import make_row
+from lab.present.comparison import make_row
 from lab.config import settings as train_settings
-from lab.dataio import parse_record
+from lab.data.dataio import parse_record
 from lab.experiments import Queue, load_cards, load_curve, slug
 from lab.experiments.plots import (group_name, group_rows, is_full_sequence, ladder_figure, nll_table_rows,
                                    overlay_losses, run_name)
@@ -38,7 +38,7 @@ from lab.experiments.variants import tags as data_tags
 from lab.generate import GenConfig, generate
 from lab.models import load_model
 from lab.records import Conversation
-from lab.report import report
+from lab.present.report import report
 from lab.runs import has_model
 from lab.train import StepInfo, TrainConfig
 
@@ -155,7 +155,7 @@ class ExperimentsView(anywidget.AnyWidget):
                          "choices").tag(sync=True)
     run_a = t.Unicode("", help="the first run to compare ('' = none picked)").tag(sync=True)
     run_b = t.Unicode("", help="the second run to compare, diffed against the first").tag(sync=True)
-    comparison_rows = t.List(t.Dict(), help="the last run comparison: `lab.comparison.make_row` rows "
+    comparison_rows = t.List(t.Dict(), help="the last run comparison: `lab.present.comparison.make_row` rows "
                              "(prompt; run A, run B with its word diff against A)").tag(sync=True)
     comparison_info = t.Dict(help="run name -> one line about it (held-out NLL, examples) for the "
                              "comparison's header").tag(sync=True)
@@ -377,7 +377,7 @@ class ExperimentsView(anywidget.AnyWidget):
             self.state, self.message = "stopping", "Stopping after the current step…"
 
     def write_report(self) -> Path:
-        """Write the one-file HTML report (`lab.report`) of the experiment shown, or of the
+        """Write the one-file HTML report (`lab.present.report`) of the experiment shown, or of the
         whole runs folder, beside its runs."""
         folder = self.runs_dir if self.show == ALL else self.runs_dir / slug(self.show)
         out = report(folder, folder / "report.html")
@@ -568,7 +568,7 @@ class ExperimentsView(anywidget.AnyWidget):
     def compare(self, a: str | None = None, b: str | None = None,
                 prompts: list[str] | None = None) -> list[dict]:
         """Load runs `a` and `b`'s saved models (default: the picked ones) and show their
-        replies side by side; blocks, and returns the rows (`lab.comparison.make_row`, B's
+        replies side by side; blocks, and returns the rows (`lab.present.comparison.make_row`, B's
         reply diffed against A's). Prompts default to the view's probes, else the prompts
         stored in the two run cards."""
         self.error = ""

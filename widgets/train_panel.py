@@ -17,14 +17,16 @@ import anywidget
 import plotly.graph_objects as go
 import traitlets as t
 
-from lab import plots, runs, timeline
-from lab.report import report
+from lab.present import plots
+from lab import runs
+from lab.analysis import timeline
+from lab.present.report import report
 from lab.config import TrainConfig, eval_every_for, problems, settings
-from lab.estimate import describe, duration, estimate
+from lab.analysis.estimate import describe, duration, estimate
 from lab.generate import GenConfig
 from lab.records import Conversation
 from lab.session import Run, Session
-from lab.timeline import TimelineConfig
+from lab.analysis.timeline import TimelineConfig
 from lab.train import Callback, StepInfo, TrainResult, split_eval
 
 from ._common import CSS, BusyLine, Job, Throttle, answer_while_cells_run, error_text, esm, on_main
@@ -238,7 +240,7 @@ class TrainPanel(anywidget.AnyWidget, setting_traits()):
                         "Compare it with the base model in the Compare tab.")
 
     def write_report(self, run: str) -> Path:
-        """Write the stored run's one-file HTML report (`lab.report`) into its folder."""
+        """Write the stored run's one-file HTML report (`lab.present.report`) into its folder."""
         if not run:
             raise ValueError("pick a stored run first")
         out = report(run, Path(run) / "report.html")

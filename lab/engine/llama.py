@@ -423,7 +423,7 @@ class Decoder(nn.Module):
         """`last_hidden_state`: the final norm's output (B, T, H). `layers` runs only those blocks,
         from `hidden` (what the blocks before returned as `hidden_state`) in place of the
         embeddings; the final norm runs when the last block does. So a caller can run the lower
-        blocks once, with no graph, and the upper ones again and again (`lab.influence`)."""
+        blocks once, with no graph, and the upper ones again and again (`lab.analysis.influence`)."""
         b, t = input_ids.shape
         past = cache.length if cache is not None else 0
         mask = _attention_mask(attention_mask, b, past, t, input_ids.device, _own_causal(input_ids.device, t))

@@ -20,7 +20,7 @@ from .. import runs
 from ..generate import GenConfig
 from ..records import Conversation
 from ..runner import Start, make_run
-from ..timeline import TimelineConfig
+from ..analysis.timeline import TimelineConfig
 from ..train import Callback, StepInfo, TrainConfig
 
 TRANSFORMS: dict[str, Callable] = {

@@ -17,7 +17,7 @@ import json
 from pathlib import Path
 
 from ..atomic import write_jsonl, write_text
-from ..dataio import read_dataset
+from ..data.dataio import read_dataset
 from ..records import DataError, TextRecord
 
 # what the lab's model names mean on a machine that reaches the Hugging Face hub

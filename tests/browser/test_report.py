@@ -11,11 +11,11 @@ pytestmark = pytest.mark.browser
 
 @pytest.fixture(scope="module")
 def report_file(tmp_path_factory):
-    from lab import starters
+    from lab.data import starters
     from lab.config import TrainConfig
     from lab.models import load_model
-    from lab.report import report
-    from lab.timeline import Timeline, TimelineConfig
+    from lab.present.report import report
+    from lab.analysis.timeline import Timeline, TimelineConfig
     from lab.train import train
 
     tmp = tmp_path_factory.mktemp("report")

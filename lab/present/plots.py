@@ -69,7 +69,7 @@ def loss_figure(history: Iterable[dict] = (), total_steps: int | None = None) ->
 
 
 def timeline_figure(points: Iterable[dict] = (), total_steps: int | None = None) -> go.Figure:
-    """NLL at the timeline points (`lab.timeline`): the probes' reference answers (did the run
+    """NLL at the timeline points (`lab.analysis.timeline`): the probes' reference answers (did the run
     learn what the probes ask?) and the retention set's answers and text (what did it cost?).
 
     >>> fig = timeline_figure([{"step": 0, "mean_probe_nll": 2.0, "retention": {"qa": 1.0, "text": 2.5}},

@@ -1,6 +1,6 @@
 """The forgetting meter: what fine-tuning cost the model in general knowledge and language.
 
-A fixed retention set written for the lab (`lab/starters/retention/`, its README says what a
+A fixed retention set written for the lab (`lab/data/starters/retention/`, its README says what a
 rise does and does not mean): 30 general questions with short answers, scored as the NLL of
 the reference answers and as exact-answer accuracy, and 10 plain paragraphs, scored as the
 NLL of every token (the pre-training objective). `Meter.nll` is cheap (one forward pass over
@@ -18,12 +18,12 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from .generate import GenConfig, generate
-from .masks import Encoded, encode
-from .records import Conversation
-from .score import score_encoded
+from ..generate import GenConfig, generate
+from ..masks import Encoded, encode
+from ..records import Conversation
+from ..score import score_encoded
 
-RETENTION = Path(__file__).parent / "starters" / "retention"
+RETENTION = Path(__file__).parents[1] / "data" / "starters" / "retention"
 ANSWER_TOKENS = 24  # reply length when checking the answers: the answers are one short sentence
 
 

@@ -5,7 +5,7 @@ Formats: Alpaca (`instruction`, `input`, `output`), Dolly (`instruction`, `conte
 (`role`/`content`; OpenAI content parts `[{"type": "text", ...}]` are joined as written),
 ShareGPT `conversations` (`from`/`value`), Self-Instruct seed tasks (`instruction`,
 `instances`) and plain text (`{"text": ...}`, a `TextRecord`, trained with the pre-training
-objective). Files and containers of records are `lab.dataio`'s.
+objective). Files and containers of records are `lab.data.dataio`'s.
 
 Data made for other objectives, and what the lab does with it:
 - tool turns (ShareGPT `function_call`/`observation`, OpenAI `tool_calls` and `tool` messages,
@@ -25,7 +25,7 @@ from __future__ import annotations
 import json
 from typing import NamedTuple
 
-from lab.records import Conversation, DataError, Record, TextRecord, ToolCall, Turn, order_problem
+from ..records import Conversation, DataError, Record, TextRecord, ToolCall, Turn, order_problem
 
 PREFERENCES = ("chosen",)  # which reply of a preference pair can be trained
 _SHAREGPT_ROLES = {"system": "system", "human": "user", "user": "user", "gpt": "assistant",

@@ -1,6 +1,6 @@
 """Checks on a parsed dataset before training: what would waste or mislead a run.
 
-Parsing (`lab.dataio`) already refuses malformed records; this finds records that are well
+Parsing (`lab.data.dataio`) already refuses malformed records; this finds records that are well
 formed but suspect (empty text, duplicates, contradictions, too long for `max_length`, replies
 marked undesirable, tool turns the chat template cannot show) and summarises the dataset.
 `Report.brief()` says it all in one line, for the trainer's stderr and the widgets' messages.
@@ -19,8 +19,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from statistics import mean
 
-from lab.masks import TemplateError, encode, text_ids
-from lab.records import Conversation, Record, TextRecord
+from ..masks import TemplateError, encode, text_ids
+from ..records import Conversation, Record, TextRecord
 
 _SHOWN = 10  # issues of each severity that `summary()` lists before "... and N more"
 

@@ -24,12 +24,12 @@ import time
 
 import torch
 
-from .engine.device import autocast_dtype
-from .masks import encode
-from .objective import CHUNK
-from .records import Record
-from .config import TrainConfig, micro_batch_tokens, steps_for
-from .train import select, split_eval
+from ..engine.device import autocast_dtype
+from ..masks import encode
+from ..objective import CHUNK
+from ..records import Record
+from ..config import TrainConfig, micro_batch_tokens, steps_for
+from ..train import select, split_eval
 
 EFFICIENCY = {False: 0.5, True: 1.2}  # training speed / fp32 matmul rate, in fp32 and in bf16
 OVERHEAD_GB = 0.3       # Python, torch and tokenizer runtime

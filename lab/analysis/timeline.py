@@ -4,7 +4,7 @@ steps of the run.
 `Timeline` is a training callback. At K points (step 0 before any update, evenly spaced
 steps, the last step) it lets the model answer the probe prompts (greedy, a bounded number of
 tokens, batched as `lab.generate` does), scores the probes' reference answers, and, with the
-meter on, the retention set (`lab.forgetting`). Each point is one line of `timeline.jsonl` in
+meter on, the retention set (`lab.analysis.forgetting`). Each point is one line of `timeline.jsonl` in
 the run folder, written as it happens: a stopped or killed run keeps the points it reached.
 
 Step 0 and the last point see the fp32 model (before the weights are split, after they are
@@ -32,14 +32,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from . import runs
-from .atomic import write_json
+from .. import runs
+from ..atomic import write_json
 from .forgetting import Meter
-from .generate import GenConfig, generate
-from .masks import encode
-from .records import Conversation
-from .score import score_encoded
-from .train import Callback, StepInfo, TrainResult
+from ..generate import GenConfig, generate
+from ..masks import encode
+from ..records import Conversation
+from ..score import score_encoded
+from ..train import Callback, StepInfo, TrainResult
 
 
 @dataclass
@@ -68,22 +68,22 @@ class BaseCache:
     without a weights file of its own (a hub id, the tiny random model) has no cache (`path`
     is None)."""
 
-    CODE = ("timeline.py", "forgetting.py", "generate.py", "score.py", "masks.py", "objective.py",
+    CODE = ("analysis/timeline.py", "analysis/forgetting.py", "generate.py", "score.py", "masks.py", "objective.py",
             "engine/llama.py", "engine/torch_ops.py", "engine/tokenizer.py", "engine/device.py")
 
     def __init__(self, model_name: str, probes: list[Conversation], cfg: TimelineConfig,
                  device_kind: str):
         import torch
 
-        from .engine.device import autocast_dtype
+        from ..engine.device import autocast_dtype
         from .forgetting import RETENTION
-        from .models import TINY, cache_dir, resolve
+        from ..models import TINY, cache_dir, resolve
 
         self.path: Path | None = None
         weights = Path(resolve(model_name)) / "model.safetensors"
         if model_name == TINY or not weights.is_file():
             return
-        here = Path(__file__).parent
+        here = Path(__file__).parents[1]  # lab/
         stat = weights.stat()
         digest = hashlib.sha256(json.dumps({
             "model": [str(weights.resolve()), stat.st_size, stat.st_mtime_ns],

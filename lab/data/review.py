@@ -1,6 +1,6 @@
 """What the dataset builder shows about each example: tokens, warnings, and the loss mask.
 
-`lab.validate.check_dataset` finds duplicates, contradictions, empty text and examples over
+`lab.data.validate.check_dataset` finds duplicates, contradictions, empty text and examples over
 `max_length`; this adds what only the mask shows: whether the end-of-turn token is trained.
 If it is not (a template that leaves it out, or truncation that cuts it off) the model never
 learns to stop talking.
@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .masks import token_preview
-from .records import Conversation
+from ..masks import token_preview
+from ..records import Conversation
 from .validate import Report, check_dataset
 
 END_OF_TURN = ("<|im_end|>", "<|eot_id|>", "<end_of_turn>", "<|end|>")  # ChatML, Llama 3, Gemma, Phi

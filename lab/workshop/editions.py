@@ -25,11 +25,11 @@ import re
 import shutil
 from pathlib import Path
 
-from . import atomic
+from .. import atomic
 
 HIDDEN_TAGS = ("solution", "answer-key")   # cells left out of a learner copy
 MARKER = ".sft-lab-learner-edition"        # marks a folder this module wrote (safe to refresh)
-NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"  # the repository's, beside lab/
+NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"  # the repository's, beside lab/
 
 
 def is_hidden(cell: dict) -> bool:

@@ -20,9 +20,9 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from .generate import GenConfig, generate
-from .records import Conversation
-from .score import token_logprobs
+from ..generate import GenConfig, generate
+from ..records import Conversation
+from ..score import token_logprobs
 
 MAX_N = 3  # longest phrase, in tokens
 

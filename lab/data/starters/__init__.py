@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..dataio import read_dataset
-from ..records import Conversation, DataError
+from ...records import Conversation, DataError
 
 HERE = Path(__file__).parent
 PROBE_KINDS = ("paraphrase", "new")

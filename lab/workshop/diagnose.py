@@ -15,16 +15,16 @@ import copy
 import random
 from dataclasses import dataclass, field, replace
 
-from . import starters
-from .config import TrainConfig
-from .experiments.variants import subsample
-from .forgetting import Meter
-from .generate import GenConfig, generate
-from .masks import IGNORE, Encoded, encode
-from .records import Conversation
-from .score import score, score_encoded
-from .textdiff import similarity
-from .train import train
+from ..data import starters
+from ..config import TrainConfig
+from ..experiments.variants import subsample
+from ..analysis.forgetting import Meter
+from ..generate import GenConfig, generate
+from ..masks import IGNORE, Encoded, encode
+from ..records import Conversation
+from ..score import score, score_encoded
+from ..present.textdiff import similarity
+from ..train import train
 
 GREETING = "Thanks for reaching out!"
 SEEN = ("billing", "outage")  # the narrow run's categories

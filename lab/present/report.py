@@ -17,9 +17,10 @@ import html
 import time
 from pathlib import Path
 
-from . import runs, timeline
-from .atomic import write_text
-from .experiments.plots import group_rows, ladder_figure, nll_table_rows, overlay_losses, run_name
+from .. import runs
+from ..analysis import timeline
+from ..atomic import write_text
+from ..experiments.plots import group_rows, ladder_figure, nll_table_rows, overlay_losses, run_name
 from .plots import loss_figure, timeline_figure
 from .textdiff import word_diff
 
@@ -84,8 +85,8 @@ class _Charts:
 
 def _mask_example(folder: Path, data) -> str:
     """The first example's tokens, trained ones highlighted, with the run's own tokenizer."""
-    from .masks import token_preview
-    from .models import load_tokenizer
+    from ..masks import token_preview
+    from ..models import load_tokenizer
 
     model_dir = folder / runs.MODEL
     if not data or not (model_dir / "config.json").is_file():
@@ -101,7 +102,7 @@ def _mask_example(folder: Path, data) -> str:
 def _dataset_section(folder: Path, card: dict) -> str:
     from collections import Counter
 
-    from .dataio import read_dataset
+    from ..data.dataio import read_dataset
 
     path = folder / runs.DATASET
     try:

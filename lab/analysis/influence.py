@@ -38,14 +38,14 @@ from typing import Callable
 
 import torch
 
-from . import runs
-from .config import TrainConfig
-from .engine.device import autocast
-from .generate import GenConfig, as_conversation, generate
-from .batching import split_by_tokens
-from .masks import Encoded, collate, encode
-from .objective import hidden_nll, token_nll
-from .records import Conversation, DataError, Record
+from .. import runs
+from ..config import TrainConfig
+from ..engine.device import autocast
+from ..generate import GenConfig, as_conversation, generate
+from ..batching import split_by_tokens
+from ..masks import Encoded, collate, encode
+from ..objective import hidden_nll, token_nll
+from ..records import Conversation, DataError, Record
 
 BLOCKS = 2  # transformer blocks (the last ones) whose parameters the gradients are taken over
 NOTE = ("Gradient similarity at the final weights (TracIn-style, one checkpoint, a slice of the "
@@ -128,7 +128,7 @@ def _gradients(model, examples: list[Encoded], pad_id: int, params, blocks: int)
     (`_lower_states`) and only the slice per example; other models run whole, one example at a
     time. Per-example gradients out of one batched backward pass would need torch.func's vmap,
     which the lab's fused autograd functions do not support."""
-    from .engine.llama import Decoder
+    from ..engine.llama import Decoder
 
     device = next(model.parameters()).device
     decoder = model.base_model
@@ -196,7 +196,7 @@ def read_run(run: str | Path, *, model: bool = True) -> tuple[list[Record], Trai
     """A run's training examples (`dataset.jsonl`, in order) and settings, checked before any
     model loads; with `model`, its saved model is checked too (present, readable headers).
     Anything missing or damaged raises `DataError` naming the file and what to do."""
-    from .dataio import read_dataset
+    from ..data.dataio import read_dataset
 
     folder = Path(run)
     try:
@@ -252,7 +252,7 @@ def explain(run: str | Path, prompt: str | Conversation, reply: str | None = Non
     `model`/`tokenizer`, the same weights already loaded). The result is also appended to the
     run's `influence.jsonl`. In a notebook: `explain("runs/my-run", "Which part fits my fan?")`.
     """
-    from .models import load_model
+    from ..models import load_model
 
     folder = Path(run)
     data, cfg = read_run(folder, model=model is None)

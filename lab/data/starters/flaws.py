@@ -36,7 +36,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from ..dataio import parse_record
-from ..records import Conversation, DataError
+from ...records import Conversation, DataError
 
 POOL = Path(__file__).parent / "flawed_support" / "flaws.jsonl"
 KINDS = ("rude", "wrong-policy", "outdated-policy", "leaked-email", "conflicting-answer")

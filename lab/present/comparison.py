@@ -17,7 +17,7 @@ import csv
 import io
 from pathlib import Path
 
-from .atomic import write_jsonl, write_text
+from ..atomic import write_jsonl, write_text
 from .textdiff import similarity, word_diff
 
 

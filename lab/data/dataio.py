@@ -2,7 +2,7 @@
 
 Containers: `.jsonl`, `.json`, `.csv`, `.parquet`, `.txt` (one text record per paragraph), a
 folder saved by `datasets`' `save_to_disk`, a `datasets.Dataset`, or a list of dicts; each
-record in any format `lab.formats` reads.
+record in any format `lab.data.formats` reads.
 
 Anything wrong with the data raises `DataError` naming the file, the line (JSONL, TXT), record
 (JSON, lists, parquet, datasets) or row (CSV, header = row 1, as a spreadsheet shows it) and
@@ -17,9 +17,9 @@ import os
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from lab import atomic
-from lab.formats import kind_of, parse_record, show_keys
-from lab.records import DataError, Record
+from .. import atomic
+from .formats import kind_of, parse_record, show_keys
+from ..records import DataError, Record
 
 SUPPORTED = (".jsonl", ".json", ".csv", ".txt", ".parquet")
 _CONTAINER_KEYS = ("data", "examples", "train")  # where a .json object may keep its list

@@ -1,0 +1,1 @@
+"""What a run changed: the timeline, the forgetting meter, learned tokens, influence, the cost estimate."""

@@ -1,0 +1,1 @@
+"""What a person sees of it: plots, tables, word diffs and the one-file report."""

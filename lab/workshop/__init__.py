@@ -1,0 +1,1 @@
+"""The workshop around the lab: claim checks for notebooks, learner editions, diagnosis exercises."""
