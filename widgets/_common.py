@@ -88,6 +88,16 @@ def drain() -> None:
         fn(*args)
 
 
+def act(widget, action) -> None:
+    """A button press on `widget`: run `action()`, and show a failure in the widget's `error`
+    line rather than in a log."""
+    try:
+        widget.error = ""
+        action()
+    except Exception as err:  # any failure of a user action belongs in the widget
+        widget.error = error_text(err)
+
+
 def assign(widget, **traits) -> None:
     """Set several traits of `widget` on the kernel's main thread (`on_main`), as one change."""
     on_main(_assign, widget, traits)

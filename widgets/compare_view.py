@@ -29,7 +29,7 @@ from lab.records import Conversation
 from lab.session import Session
 from lab.present.textdiff import word_diff
 
-from ._common import CSS, BusyLine, Job, Throttle, answer_while_cells_run, error_text, esm, on_main, plural
+from ._common import CSS, act, BusyLine, Job, Throttle, answer_while_cells_run, esm, on_main, plural
 
 
 def _tuned_reply(row: dict) -> str | None:
@@ -95,10 +95,10 @@ class CompareView(anywidget.AnyWidget):
         self._on_session({"new": session})
         self.set_probes(probes)
         self.observe(self._on_prompts, "prompts")
-        self.observe(lambda _: self._act(self.compare), "compare_clicks")
-        self.observe(lambda _: self._act(self.explain_change), "learned_clicks")
-        self.observe(lambda _: self._act(lambda: self.which_examples(self.influence_row)), "influence_clicks")
-        self.observe(lambda _: self._act(lambda: self.export(self.export_path.strip())), "export_clicks")
+        self.observe(lambda _: act(self, self.compare), "compare_clicks")
+        self.observe(lambda _: act(self, self.explain_change), "learned_clicks")
+        self.observe(lambda _: act(self, lambda: self.which_examples(self.influence_row)), "influence_clicks")
+        self.observe(lambda _: act(self, lambda: self.export(self.export_path.strip())), "export_clicks")
 
     # -- Python API -------------------------------------------------------------------------
     def set_probes(self, probes) -> None:
@@ -271,13 +271,6 @@ class CompareView(anywidget.AnyWidget):
         self.message = f"Exported {len(self.rows)} rows to {out}."
 
     # -- the background job -----------------------------------------------------------------
-    def _act(self, action) -> None:
-        try:
-            self.error = ""
-            action()
-        except Exception as err:  # any failure of a user action belongs in the view
-            self.error = error_text(err)
-
     def _compare(self, items: list[Conversation], cfg: GenConfig, reference_mode: bool) -> None:
         s = self.session
         prompts = [c.prompt for c in items]

@@ -42,7 +42,7 @@ from lab.present.report import report
 from lab.runs import has_model
 from lab.train import StepInfo, TrainConfig
 
-from ._common import CSS, BusyLine, Job, Throttle, answer_while_cells_run, error_text, esm, join, on_main, plural
+from ._common import CSS, act, BusyLine, Job, Throttle, answer_while_cells_run, error_text, esm, join, on_main, plural
 
 Examples = Union[Iterable, Callable[[], Iterable]]
 ALL = "all experiments"
@@ -211,11 +211,11 @@ class ExperimentsView(anywidget.AnyWidget):
         self.observe(self._on_kind, "kind")
         self.observe(lambda _: None if self._updating else self.refresh(), "show")
         self.observe(self._on_pick, ["run_a", "run_b"])
-        self.observe(lambda _: self._act(self.add), "add_clicks")
-        self.observe(lambda _: self._act(self.run), "run_clicks")
-        self.observe(lambda _: self._act(self.stop), "stop_clicks")
-        self.observe(lambda _: self._act(self.write_report), "report_clicks")
-        self.observe(lambda _: self._act(self.compare_in_background), "compare_clicks")
+        self.observe(lambda _: act(self, self.add), "add_clicks")
+        self.observe(lambda _: act(self, self.run), "run_clicks")
+        self.observe(lambda _: act(self, self.stop), "stop_clicks")
+        self.observe(lambda _: act(self, self.write_report), "report_clicks")
+        self.observe(lambda _: act(self, self.compare_in_background), "compare_clicks")
         self._on_kind({"new": self.kind})
         self._load_history()
         self.refresh()
@@ -285,14 +285,6 @@ class ExperimentsView(anywidget.AnyWidget):
             self._picked.add(change["name"])
 
     # -- actions ----------------------------------------------------------------------------
-    def _act(self, action) -> None:
-        """A button press: run it, and show a failure in the view rather than a log."""
-        try:
-            self.error = ""
-            action()
-        except Exception as err:  # any failure of a user action belongs in the view
-            self.error = error_text(err)
-
     def add(self, kind: str | None = None, values: str | None = None,
             experiment: str | None = None, seeds: int | None = None) -> list[str]:
         """Queue the runs of one experiment (default: what the form shows), each variant over

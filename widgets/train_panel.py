@@ -29,7 +29,7 @@ from lab.session import Run, Session
 from lab.analysis.timeline import TimelineConfig
 from lab.train import Callback, StepInfo, TrainResult, split_eval
 
-from ._common import CSS, BusyLine, Job, Throttle, answer_while_cells_run, error_text, esm, on_main
+from ._common import CSS, act, BusyLine, Job, Throttle, answer_while_cells_run, error_text, esm, on_main
 
 SAMPLE_PROBES = 2        # probe prompts answered after each eval when sample replies are on
 SAMPLE_TOKENS = 48       # reply length of those samples: short, training waits for them
@@ -121,13 +121,13 @@ class TrainPanel(anywidget.AnyWidget, setting_traits()):
         self._busy = BusyLine(self)
         self.observe(self._on_session, "session")
         self.observe(self._on_settings, [s["name"] for s in settings(panel=True)])
-        self.observe(lambda _: self._act(self.load_model), "load_clicks")
-        self.observe(lambda _: None if self.running else self._act(self.start), "start_clicks")  # a double click starts once
+        self.observe(lambda _: act(self, self.load_model), "load_clicks")
+        self.observe(lambda _: None if self.running else act(self, self.start), "start_clicks")  # a double click starts once
         self.observe(self._on_tuned_run, "tuned_run")
-        self.observe(lambda _: self._act(self.stop), "stop_clicks")
-        self.observe(lambda _: self._act(self.reset), "reset_clicks")
-        self.observe(lambda _: self._act(lambda: self.load_run(self.run_choice)), "load_run_clicks")
-        self.observe(lambda _: self._act(lambda: self.write_report(self.run_choice)), "report_clicks")
+        self.observe(lambda _: act(self, self.stop), "stop_clicks")
+        self.observe(lambda _: act(self, self.reset), "reset_clicks")
+        self.observe(lambda _: act(self, lambda: self.load_run(self.run_choice)), "load_run_clicks")
+        self.observe(lambda _: act(self, lambda: self.write_report(self.run_choice)), "report_clicks")
         self.session = session
         self.set_probes(probes)
         self.refresh_estimate()
@@ -258,14 +258,6 @@ class TrainPanel(anywidget.AnyWidget, setting_traits()):
         return self._job.running
 
     # -- background jobs --------------------------------------------------------------------
-    def _act(self, action) -> None:
-        """A button press: run it, and show a failure in the panel rather than a log."""
-        try:
-            self.error = ""
-            action()
-        except Exception as err:  # any failure of a user action belongs in the panel
-            self.error = error_text(err)
-
     def _check_free(self) -> None:
         if self.running:
             raise RuntimeError("the panel is busy (loading or training); wait, or press Stop")

@@ -342,13 +342,9 @@ function render({ model, el, host }) {
   drawPreview();
   drawSummary();
   drawStatus();
-  const unwatch = host && model.get("histogram")
-    ? whenVisible(histogram, () => host.getWidget(model.get("histogram"))
-      .then((w) => w.render({ el: histogram }))
-      .catch((e) => { histogram.textContent = `(histogram unavailable: ${e.message})`; }))
-    : () => {};
+  const unwatch = drawFigures(host, model, [["histogram", histogram, "histogram"]]);
   return () => {
-    unwatch();
+    if (unwatch) unwatch();
     if (timer) commit();
   };
 }

@@ -27,6 +27,17 @@ function whenVisible(node, draw) {
   return () => seen.disconnect();
 }
 
+function drawFigures(host, model, figures) {
+  // plotly FigureWidgets held in traits, each drawn into its node once visible through
+  // anywidget's host; figures: [[trait, node, what]]. Returns the clean-up for render().
+  if (!host) return undefined;
+  const draw = ([trait, node, what]) => (model.get(trait) ? whenVisible(node, () => host.getWidget(model.get(trait))
+    .then((w) => w.render({ el: node }))
+    .catch((e) => { node.textContent = `(${what} unavailable: ${e.message})`; })) : () => {});
+  const unwatch = figures.map(draw);
+  return () => unwatch.forEach((f) => f());
+}
+
 function keepKeys(el) {
   // Keys typed in a widget stay in it: JupyterLab's notebook shortcuts (Shift+Enter runs the
   // cell, Enter and Escape switch modes, A/B/D/X edit cells) never see them, and Enter makes a

@@ -299,12 +299,7 @@ function render({ model, el, host }) {
   drawVariants();
   drawNll();
   drawComparison();
-  if (!host) return undefined;
-  const draw = (trait, node, what) => (model.get(trait) ? whenVisible(node, () => host.getWidget(model.get(trait))
-    .then((w) => w.render({ el: node }))
-    .catch((e) => { node.textContent = `(${what} unavailable: ${e.message})`; })) : () => {});
-  const unwatch = [draw("figure", overlay, "loss chart"), draw("ladder", ladder, "size chart")];
-  return () => unwatch.forEach((f) => f());
+  return drawFigures(host, model, [["figure", overlay, "loss chart"], ["ladder", ladder, "size chart"]]);
 }
 
 export default { render };

@@ -193,12 +193,7 @@ function render({ model, el, host }) {
   drawStatus();
   drawSamples();
   drawForgetting();
-  if (!host) return undefined;
-  const draw = (trait, node, what) => (model.get(trait) ? whenVisible(node, () => host.getWidget(model.get(trait))
-    .then((w) => w.render({ el: node }))
-    .catch((e) => { node.textContent = `(${what} unavailable: ${e.message})`; })) : () => {});
-  const unwatch = [draw("chart", chart, "loss chart"), draw("timeline_chart", timelineChart, "timeline chart")];
-  return () => unwatch.forEach((f) => f());
+  return drawFigures(host, model, [["chart", chart, "loss chart"], ["timeline_chart", timelineChart, "timeline chart"]]);
 }
 
 export default { render };
