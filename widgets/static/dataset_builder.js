@@ -191,13 +191,18 @@ function render({ model, el, host }) {
         onchange: () => commit(),
       }, messages[j].content));
     const system = sysIndex >= 0 ? field("System", "sftlab-system", sysIndex) : null;
-    const addSystem = sysIndex >= 0 ? null : button("sftlab-add-system sftlab-small", "Add system text", () => {
-      edit((r) => r[i].messages.unshift({ role: "system", content: "" }), true);
-      list.children[i]?.querySelector(".sftlab-system")?.focus();
-    }, "A system text sets the assistant's role for this example");
+    // Add and Remove undo each other (a click on the header by mistake costs nothing)
+    const systemButton = sysIndex >= 0
+      ? button("sftlab-remove-system sftlab-small", "Remove system text", () => {
+        edit((r) => r[i].messages.splice(sysIndex, 1), true);
+      }, "Remove this example's system text (the chat template's default system text applies again)")
+      : button("sftlab-add-system sftlab-small", "Add system text", () => {
+        edit((r) => r[i].messages.unshift({ role: "system", content: "" }), true);
+        list.children[i]?.querySelector(".sftlab-system")?.focus();
+      }, "A system text sets the assistant's role for this example");
     const turns = messages.map((m, j) => (m.role === "system" ? null
       : field(turnLabel(messages, j), `sftlab-turn sftlab-${m.role}`, j)));
-    return exampleCard(row, i, addSystem, [system, turns]);
+    return exampleCard(row, i, systemButton, [system, turns]);
   }
   function exampleCard(row, i, extraButton, body) {
     return h("div", { class: "sftlab-example", "data-index": i, onfocusin: () => select(i), onclick: () => select(i) },
@@ -241,12 +246,16 @@ function render({ model, el, host }) {
     applyFilter();
   }
   function applyFilter() {
+    // words that start with what was typed ("cat" finds "cats", not "educate"); the cards
+    // found are tinted, so a match is easy to see
     const q = search.value.trim().toLowerCase();
+    const word = q ? new RegExp(`(^|[^\\p{L}\\p{N}])${q.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}`, "u") : null;
     let visible = 0;
     [...list.children].forEach((node, i) => {
-      const ok = (!q || exampleText(rows[i]).includes(q))
-        && (!flaggedOnly.checked || node.classList.contains("sftlab-flagged"));
+      const found = !!word && word.test(exampleText(rows[i]));
+      const ok = (!q || found) && (!flaggedOnly.checked || node.classList.contains("sftlab-flagged"));
       node.hidden = !ok;
+      node.classList.toggle("sftlab-match", found);
       visible += ok;
     });
     shown.textContent = rows.length === 0 ? "No examples yet: load a starter, import a file or add one."
