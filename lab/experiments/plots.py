@@ -20,11 +20,12 @@ from typing import Iterable
 
 import plotly.graph_objects as go
 
+from ..present.plots import style
+
 # plotly's default qualitative palette, so a run keeps its colour however many runs there are
 PALETTE = ("#636efa", "#ef553b", "#00cc96", "#ab63fa", "#ffa15a",
            "#19d3f3", "#ff6692", "#b6e880", "#ff97ff", "#fecb52")
-_LAYOUT = dict(height=300, margin=dict(l=50, r=20, t=40, b=40), template="plotly_white",
-               legend=dict(title_text="run", font=dict(size=11)))
+_RUNS = dict(height=300, legend=dict(title_text="run", font=dict(size=11)))  # many runs: a legend of names
 
 
 def group_name(card: dict) -> str:
@@ -96,9 +97,8 @@ def overlay_losses(curves: dict[str, list[dict]], *, dashed: Iterable[str] = (),
     title = "Training loss per run (NLL per trained token)"
     if not traces:
         title += " — no runs yet"
-    fig.update_layout(**_LAYOUT, title=dict(text=title, font=dict(size=13)),
-                      xaxis_title="optimiser step", yaxis_title="loss", yaxis_rangemode="tozero")
-    return fig
+    return style(fig, title, **_RUNS, xaxis_title="optimiser step", yaxis_title="loss",
+                 yaxis_rangemode="tozero")
 
 
 def nll_table_rows(cards: Iterable[dict]) -> list[dict]:
@@ -192,6 +192,4 @@ def ladder_figure(cards: Iterable[dict]) -> go.Figure:
                                  line=dict(color=color), marker=dict(size=7),
                                  hovertemplate="%{x} examples: %{y:.3f}<extra></extra>"), 1, col)
         fig.update_xaxes(type="log", title_text="training examples", row=1, col=col)
-    fig.update_layout(**{**_LAYOUT, "height": 320}, showlegend=False,
-                      title=dict(text="How many examples do I need?", font=dict(size=13)))
-    return fig
+    return style(fig, "How many examples do I need?", height=320, showlegend=False)

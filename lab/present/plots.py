@@ -16,6 +16,13 @@ _LAYOUT = dict(height=260, margin=dict(l=50, r=20, t=40, b=40), template="plotly
                legend=dict(orientation="h", yanchor="bottom", y=1.0, xanchor="right", x=1.0))
 
 
+def style(fig: go.Figure, title: str, **layout) -> go.Figure:
+    """The lab's one look for a figure: size, margins, template, legend, and the title on the
+    left (clear of plotly's toolbar on the right); `layout` adds or overrides settings."""
+    fig.update_layout(**{**_LAYOUT, **layout}, title=dict(text=title, font=dict(size=13), x=0.01, xanchor="left"))
+    return fig
+
+
 def length_histogram(lengths: Iterable[int], max_length: int | None = None) -> go.Figure:
     """Token lengths of the examples, with `max_length` drawn as a dashed line.
 
@@ -25,9 +32,8 @@ def length_histogram(lengths: Iterable[int], max_length: int | None = None) -> g
     fig = go.Figure(go.Histogram(x=lengths, name="examples", marker_color="#4c78a8", nbinsx=30))
     over = sum(n > max_length for n in lengths) if max_length else 0
     title = f"Token length of {len(lengths)} examples" + (f" ({over} over max_length)" if over else "")
-    fig.update_layout(**_LAYOUT, title=dict(text=title, font=dict(size=13), x=0.01, xanchor="left"), bargap=0.05,
-                      xaxis_title="tokens per example (chat template applied)",
-                      yaxis_title="examples", showlegend=False)
+    style(fig, title, bargap=0.05, xaxis_title="tokens per example (chat template applied)",
+          yaxis_title="examples", showlegend=False)
     if max_length:
         fig.add_vline(x=max_length, line_dash="dash", line_color="#e45756",
                       annotation_text=f"max_length {max_length}", annotation_position="top left")
@@ -61,8 +67,8 @@ def loss_figure(history: Iterable[dict] = (), total_steps: int | None = None) ->
         go.Scatter(x=s["eval_x"], y=s["eval_y"], mode="markers+lines", name="eval loss",
                    line=dict(color="#f58518", dash="dot"), marker=dict(size=9, symbol="diamond")),
     ])
-    fig.update_layout(**_LAYOUT, title=dict(text="Loss (NLL per response token)", font=dict(size=13)),
-                      xaxis_title="optimiser step", yaxis_title="loss", yaxis_rangemode="tozero")
+    style(fig, "Loss (NLL per response token)", xaxis_title="optimiser step", yaxis_title="loss",
+          yaxis_rangemode="tozero")
     if total_steps:
         fig.update_xaxes(range=[0.5, total_steps + 0.5], dtick=1 if total_steps <= 12 else None)
     return fig
@@ -87,8 +93,8 @@ def timeline_figure(points: Iterable[dict] = (), total_steps: int | None = None)
         traces.append(go.Scatter(x=[s for s, _ in pts], y=[v for _, v in pts], mode="lines+markers", name=name,
                                  line=dict(color=color, dash=dash), marker=dict(size=7)))
     fig = go.Figure(traces)
-    fig.update_layout(**_LAYOUT, title=dict(text="Timeline NLL", font=dict(size=13)),
-                      xaxis_title="optimiser step", yaxis_title="NLL per token", yaxis_rangemode="tozero")
+    style(fig, "Timeline NLL", xaxis_title="optimiser step", yaxis_title="NLL per token",
+          yaxis_rangemode="tozero")
     if total_steps:
         fig.update_xaxes(range=[-0.5, total_steps + 0.5], dtick=1 if total_steps <= 12 else None)
     return fig
