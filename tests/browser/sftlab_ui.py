@@ -3,7 +3,8 @@
 `show` brings a widget root (`.sftlab-dataset`, `.sftlab-train`, ...) into view, clicking its
 tab in `Lab()` if needed; `button` finds a button by its text; `watch_state` + `wait_state`
 wait for an action's own run of a widget (its `data-state`); `assert_clean` fails on error
-outputs, broken widgets and error lines inside the lab's widgets.
+outputs, broken widgets and error lines inside the lab's widgets; `assert_fits` on a widget
+wider than its place in the page.
 """
 from __future__ import annotations
 
@@ -80,3 +81,23 @@ def wait_state(jlab, root, want: str, what: str, timeout_s: float):
         return now["state"] == want and any(s != want for s in now["seen"])
     jlab.wait_for(reached, f"{what} (data-state to pass a busy state and reach {want!r}; "
                   f"now {root.get_attribute('data-state')!r})", timeout_s)
+
+
+def assert_fits(jlab, root, stage: str):
+    """Nothing in the widget `root` is wider than its place (`Lab()`'s tab, else its output):
+    no sideways scroll, no button or table cut off at the right edge (issue #29)."""
+    wide = root.evaluate("""el => {
+        const frame = el.closest(".sftlab-app") || el.closest(".jp-OutputArea-output") || el.parentElement;
+        const right = Math.min(el.getBoundingClientRect().right, frame.getBoundingClientRect().right) + 1;
+        const out = [];
+        for (let a = el; a && a !== frame.parentElement; a = a.parentElement) {
+            if (a.scrollWidth > a.clientWidth + 1) out.push(`${a.className} scrolls sideways: ${a.scrollWidth} > ${a.clientWidth} px`);
+        }
+        for (const e of el.querySelectorAll("button, table, select, input, .sftlab-toolbar")) {
+            const box = e.getBoundingClientRect();
+            if (box.width && box.right > right) out.push(`${e.tagName.toLowerCase()}.${e.className}: right edge ${Math.round(box.right)} > ${Math.round(right)}`);
+        }
+        return out;
+    }""")
+    if wide:
+        jlab.fail(f"{stage}: the widget is wider than its place in the page:\n" + "\n".join(wide))

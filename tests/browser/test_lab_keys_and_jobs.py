@@ -19,14 +19,14 @@ from pathlib import Path
 
 import pytest
 from jupyterlab_driver import ARTIFACTS
-from sftlab_ui import assert_clean, button, show, wait_state, watch_state, widget_errors
+from sftlab_ui import assert_clean, assert_fits, button, show, wait_state, watch_state, widget_errors
 
 pytestmark = pytest.mark.browser
 
 QUICKSTART = Path(__file__).resolve().parents[2] / "notebooks" / "00_quickstart.ipynb"
 NOTEBOOK = "lab_keys_and_jobs.ipynb"
 LAB = ".sftlab-app"              # Lab()'s root: the ipywidgets Tab
-ANYWIDGET_ROOTS = (".sftlab-dataset", ".sftlab-train", ".sftlab-compare")
+ANYWIDGET_ROOTS = (".sftlab-dataset", ".sftlab-train", ".sftlab-compare", ".sftlab-experiments")
 
 RUN_ALL_S = 240
 TRAIN_S = 300      # a few steps of the tiny random model on 2 busy cores
@@ -67,7 +67,7 @@ def open_lab(jlab, tmp_path):
     jlab.open_notebook(NOTEBOOK, source=lab_notebook(tmp_path))
     jlab.run_all(timeout_s=RUN_ALL_S)
     assert_clean(jlab, "after Run All")
-    for sel in ANYWIDGET_ROOTS + (".sftlab-experiments",):
+    for sel in ANYWIDGET_ROOTS:
         jlab.wait_for(lambda sel=sel: jlab.page.locator(sel).count() > 0,
                       f"the widget {sel} to render", 60)
 
@@ -168,9 +168,10 @@ def train(jlab, settings: dict | None = None) -> str:
     button(tr, "Start").click()
     wait_state(jlab, tr, "done", "the training run", TRAIN_S)
     label = tr.locator(".sftlab-tuned-run")
-    jlab.wait_for(lambda: re.search(r"run (\S+)$", label.inner_text()),
+    holds = r"the weights of (\S+)$"  # "tuned model: the weights of <run>"
+    jlab.wait_for(lambda: re.search(holds, label.inner_text()),
                   "the Train tab to name the run the tuned model holds", 30)
-    return re.search(r"run (\S+)$", label.inner_text()).group(1)
+    return re.search(holds, label.inner_text()).group(1)
 
 
 def compare_typed(jlab, prompt: str, decoding: str = "sampled"):
@@ -316,8 +317,7 @@ def test_keys_stay_in_the_multiline_boxes(jlab, tmp_path):
     assert_notebook_untouched(jlab, before, token, "after comparing")
 
     # -- one-line boxes: Shift+Enter and the shortcut letters stay in them too ------------------
-    # (the Train tab's settings are <input>s of an anywidget; the experiment name is an
-    # ipywidgets Text)
+    # (the Train tab's settings and the experiment name are <input>s of anywidgets)
     keys = ("Shift+Enter", "a", "b", "d", "d", "x", "Escape", "Enter", "Shift+Enter")
     one_line = (("the Train tab's Max steps", ".sftlab-train", "input.sftlab-max-steps"),
                 ("the Experiments tab's name", ".sftlab-experiments", ".sftlab-exp-name input"))
@@ -350,6 +350,10 @@ def test_one_job_at_a_time_across_tabs(jlab, tmp_path):
                   "the estimate to follow the new max steps (400 steps)", 30)
 
     ex = show(jlab, ".sftlab-experiments")
+    # the queue says which settings it trains with: the Train tab's
+    settings = ex.locator(".sftlab-exp-settings")
+    jlab.wait_for(lambda: "Max steps 400" in settings.inner_text(),
+                  "the Experiments tab to show the Train tab's settings (Max steps 400)", 30)
     ex.locator(".sftlab-exp-kind select").select_option(label="Data as it is (baseline)")
     ex.locator("button.sftlab-exp-add").click()
     message = ex.locator(".sftlab-exp-message")
@@ -363,6 +367,7 @@ def test_one_job_at_a_time_across_tabs(jlab, tmp_path):
     if ex.locator(".sftlab-exp-busy").inner_text().strip():
         jlab.fail(f"the Experiments tab shows its own queue as another job: "
                   f"{ex.locator('.sftlab-exp-busy').inner_text()!r}")
+    assert_fits(jlab, ex, "while the queue runs")
     jlab.screenshot("busy_experiments.png")
 
     # -- the Train tab: busy line naming the queue, Start refused ----------------------------
@@ -422,6 +427,9 @@ def test_one_job_at_a_time_across_tabs(jlab, tmp_path):
         jlab.fail("the queue's Stop is still enabled after the queue finished")
     jlab.screenshot("busy_stopped.png")
     ex.locator(".sftlab-exp-nll").evaluate("e => e.scrollIntoView({block: 'center'})")
+    jlab.wait_for(lambda: ex.locator(".sftlab-exp-nll tr[data-run]").count() == 1,
+                  "the held-out NLL table to list the stopped run", 30)
+    assert_fits(jlab, ex, "after the queue stopped")
     jlab.screenshot("busy_stopped_tables.png")
     tr = show(jlab, ".sftlab-train")
     jlab.wait_for(lambda: not tr.locator(".sftlab-busy").is_visible()
