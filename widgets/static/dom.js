@@ -27,6 +27,32 @@ function whenVisible(node, draw) {
   return () => seen.disconnect();
 }
 
+function diffView(pieces, against = "the base reply") {
+  // (the Compare tab's replies, the timeline's steps, the Experiments tab's two runs)
+  // The reply as it reads, words it adds over `against` marked green. Words that replaced
+  // others show what they replaced on hover; where words were only dropped, a small red mark
+  // whose tooltip (and the line below) shows them. Deleted and added words are never
+  // interleaved, so even a reply that changed completely reads cleanly.
+  const dropped = [];
+  const body = pieces.map(([op, text], i) => {
+    if (op === "equal") return text;
+    const next = pieces[i + 1], prev = pieces[i - 1];
+    if (op === "insert") {
+      const replaced = prev && prev[0] === "delete" ? prev[1] : next && next[0] === "delete" ? next[1] : null;
+      return h("ins", { class: "sftlab-ins", title: replaced ? `in place of: ${replaced.trim()}` : "added" }, text);
+    }
+    dropped.push(text.trim());
+    const replacedBy = (prev && prev[0] === "insert") || (next && next[0] === "insert");
+    return replacedBy ? null : h("span", { class: "sftlab-del-mark", title: `${against} had here: ${text.trim()}` }, "⌫");
+  });
+  const added = pieces.filter(([op]) => op === "insert").reduce((n, [, t]) => n + t.trim().split(/\s+/).filter(Boolean).length, 0);
+  const lost = dropped.join(" ").split(/\s+/).filter(Boolean).length;
+  const note = lost || added ? h("details", { class: "sftlab-diff-note" },
+    h("summary", {}, `${added} word${added === 1 ? "" : "s"} added, ${lost} dropped from ${against}`),
+    lost ? h("div", { class: "sftlab-dropped" }, "Dropped: ", ...dropped.flatMap((t, i) => [i ? " … " : "", h("del", { class: "sftlab-del" }, t)])) : null) : null;
+  return [h("div", { class: "sftlab-reply" }, body), note];
+}
+
 function drawFigures(host, model, figures) {
   // plotly FigureWidgets held in traits, each drawn into its node once visible through
   // anywidget's host; figures: [[trait, node, what]]. Returns the clean-up for render().

@@ -25,32 +25,6 @@ function expandable(text, n) {
   return h("details", { class: "sftlab-reply", title: text }, h("summary", {}, short), text);
 }
 
-function runDiff(pieces, against) {
-  // As the Compare tab's diffView (compare_view.js), so both tabs read the same: the reply as
-  // it reads, words it adds over `against` marked green; words that replaced others show what
-  // they replaced on hover; where words were only dropped, a small red mark whose tooltip
-  // (and the note below) shows them.
-  const dropped = [];
-  const body = pieces.map(([op, text], i) => {
-    if (op === "equal") return text;
-    const next = pieces[i + 1], prev = pieces[i - 1];
-    if (op === "insert") {
-      const replaced = prev && prev[0] === "delete" ? prev[1] : next && next[0] === "delete" ? next[1] : null;
-      return h("ins", { class: "sftlab-ins", title: replaced ? `in place of: ${replaced.trim()}` : "added" }, text);
-    }
-    dropped.push(text.trim());
-    const replacedBy = (prev && prev[0] === "insert") || (next && next[0] === "insert");
-    return replacedBy ? null : h("span", { class: "sftlab-del-mark", title: `${against} had here: ${text.trim()}` }, "⌫");
-  });
-  const words = (t) => t.trim().split(/\s+/).filter(Boolean).length;
-  const added = pieces.filter(([op]) => op === "insert").reduce((n, [, t]) => n + words(t), 0);
-  const lost = words(dropped.join(" "));
-  const note = lost || added ? h("details", { class: "sftlab-diff-note" },
-    h("summary", {}, `${added} word${added === 1 ? "" : "s"} added, ${lost} dropped from ${against}`),
-    lost ? h("div", { class: "sftlab-dropped" }, "Dropped: ", ...dropped.flatMap((t, i) => [i ? " … " : "", h("del", { class: "sftlab-del" }, t)])) : null) : null;
-  return [h("div", { class: "sftlab-reply" }, body), note];
-}
-
 function table(cls, widths, heads, rows) {
   // a .sftlab-table (fixed layout, the panel's width) with column widths and header titles
   return h("table", { class: `sftlab-table sftlab-exp-table ${cls}` },
@@ -284,7 +258,7 @@ function render({ model, el, host }) {
         [["prompt"], ...names.map((n) => [[n, info[n] ? h("div", { class: "sftlab-meta" }, info[n]) : null]])],
         rows.map((r) => h("tr", { class: "sftlab-row" }, h("td", { class: "sftlab-prompt-cell" }, r.prompt),
           r.columns.map((c) => h("td", { class: "sftlab-cell", "data-column": c.name },
-            c.diff && c.reply ? runDiff(c.diff, `${names[0]}'s reply`)
+            c.diff && c.reply ? diffView(c.diff, `${names[0]}'s reply`)
               : h("div", { class: "sftlab-reply" }, c.reply || h("span", { class: "sftlab-pending" }, "(empty reply)"))))))),
       h("p", { class: "sftlab-meta" }, `${names[1]}'s reply: words it adds over ${names[0]}'s marked `,
         h("ins", { class: "sftlab-ins" }, "green"), " (hover one: the words it replaced); where it only drops words, a red mark ",
