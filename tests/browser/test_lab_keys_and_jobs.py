@@ -548,8 +548,9 @@ def test_history_after_kernel_restart(jlab, tmp_path):
 # ----------------------------------------------------------------------------- 4. word diff
 
 def test_word_diff_is_readable(jlab, tmp_path):
-    """A tuned reply reads as the tuned model wrote it: added words in <ins>, dropped base
-    words only as small marks (shown in full in a details note), never as <del> text inline."""
+    """A tuned reply reads as the tuned model wrote it: added words in <ins> (a word that
+    replaced base words says which on hover), base words only dropped as small marks (shown in
+    full in a details note), never as <del> text inline."""
     page = jlab.page
     open_lab(jlab, tmp_path)
     train(jlab, TRAIN_SETTINGS)
@@ -558,25 +559,38 @@ def test_word_diff_is_readable(jlab, tmp_path):
     tuned = cmp_.locator("td.sftlab-cell[data-column=tuned]").first
     base = reply_text(cmp_.locator("td.sftlab-cell[data-column=base]").first)
     body = tuned.locator(".sftlab-reply")
-    if body.locator("ins").count() == 0 or body.locator(".sftlab-del-mark").count() == 0:
+    replaced = body.locator("ins[title^='in place of: ']").count()
+    if body.locator("ins").count() == 0 or body.locator(".sftlab-del-mark").count() + replaced == 0:
         jlab.fail(f"the test needs a tuned reply that adds and drops words; base {base!r}, tuned "
                   f"cell {tuned.inner_html()[:500]!r}")
     if body.locator("del").count():
         jlab.fail(f"the tuned reply shows deleted words inline: {body.inner_html()[:500]!r}")
 
-    # Read the reply body in order: text (kept), <ins> (added), marks (dropped, in the title).
+    # Read the reply body in order: text (kept), <ins> (added; what it replaced in its title),
+    # marks (only dropped, in the title).
     pieces = body.evaluate("""el => [...el.childNodes].map((n) =>
         n.nodeType === 3 ? ['equal', n.textContent]
-        : n.tagName === 'INS' ? ['insert', n.textContent]
+        : n.tagName === 'INS' ? ['insert', n.textContent, n.title]
         : n.classList.contains('sftlab-del-mark')
-            ? ['delete', n.title.replace(/^base reply had here: /, ''), n.textContent]
+            ? ['delete', n.title.replace(/^the base reply had here: /, ''), n.textContent]
         : ['other', n.outerHTML])""")
     others = [p for p in pieces if p[0] == "other"]
     if others:
         jlab.fail(f"unexpected elements in the reply body: {others}")
     words = lambda s: s.split()  # noqa: E731
-    kept_and_dropped = "".join(p[1] + " " if p[0] == "delete" else p[1]
-                               for p in pieces if p[0] != "insert")
+    # the base reply again: kept text, what each added word replaced (once, where two added
+    # runs sit around one replaced run), and the marks' dropped words
+    taken, last = [], None
+    for p in pieces:
+        if p[0] == "insert":
+            gone = p[2][len("in place of: "):] if p[2].startswith("in place of: ") else None
+            if gone is not None and gone != last:
+                taken.append(("delete", gone))
+            last = gone
+        else:
+            taken.append((p[0], p[1]))
+            last = None
+    kept_and_dropped = "".join(t + " " if op == "delete" else t for op, t in taken)
     if words(kept_and_dropped) != words(base):
         jlab.fail(f"the kept words and the marks' dropped words should give back the base reply "
                   f"{base!r}; they give {kept_and_dropped!r} ({pieces})")
@@ -597,7 +611,7 @@ def test_word_diff_is_readable(jlab, tmp_path):
         jlab.fail(f"the tuned cell should have one details note of the diff; has {note.count()}")
     summary = note.locator("summary").inner_text()
     added = sum(len(words(p[1])) for p in pieces if p[0] == "insert")
-    dropped = [p[1] for p in pieces if p[0] == "delete"]
+    dropped = [t for op, t in taken if op == "delete"]
     n_dropped = sum(len(words(d)) for d in dropped)
     want = f"{added} word{'s' if added != 1 else ''} added, {n_dropped} dropped from the base reply"
     if summary.strip() != want:
