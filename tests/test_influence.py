@@ -1,8 +1,13 @@
 """Which examples taught a reply (`lab.analysis.influence`), checked where the answer is known by
 construction: one training example alone teaches a made-up product code, ZX-7741; after
-training, a reply with the code must rank that example first among the supporting ones. Then
-the model is left as it was, the run folder's files are checked before any model loads, and
-the command prints JSON and records the answer in the run's influence.jsonl."""
+training, the code as the reply to a question in other words than that example's must rank
+the example first among the supporting ones (asked with the training question itself, the two
+gradients would be the same and the score 1.0 for any model), and one plain gradient step on
+the top example must lower the reply's NLL more than a step on any other example: what the
+score claims to predict. Then the model is left as it was, the run folder's files are checked
+before any model loads, and the command prints JSON and records the answer in the run's
+influence.jsonl."""
+import copy
 import json
 import shutil
 
@@ -24,6 +29,7 @@ CODE = "Use part ZX-7741 from our shop."
 DATA = [Conversation.single(f"Which part fits my {t}?", CODE if i == PLANTED else "Use the standard part from our shop.")
         for i, t in enumerate(THINGS)]
 QUESTION = DATA[PLANTED].prompt
+PARAPHRASE = f"Which part do I need for the {THINGS[PLANTED]}?"  # no training prompt says it so
 # tiny-random answers QUESTION with the code after 60 full-batch steps at this rate (loss 0.009;
 # 40 steps, batches of 8 or a rate of 1.2e-2 do not get there): 70 for a margin, about 10 s
 TINY_CFG = TrainConfig(max_steps=70, batch_size=16, lr=1e-2, schedule="constant", warmup_ratio=0, eval_split=0)
@@ -41,13 +47,15 @@ def tiny_run(tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("SFT_LAB_PRECISION", "fp32")
         train(model, tok, DATA, TINY_CFG, out_dir=out)
+    reply = generate(model, tok, [QUESTION], GenConfig(max_new_tokens=16))[0]
+    assert "ZX-7741" in reply, f"the model did not learn the code (the tests would prove nothing): {reply}"
     return out
 
 
 def test_the_example_that_taught_a_code_ranks_first(tiny_run):
-    result = influence.explain(tiny_run, QUESTION, top=3)  # the tuned model's own greedy reply
-    assert "ZX-7741" in result["reply"], "the model learnt the code (else the test proves nothing)"
+    result = influence.explain(tiny_run, PARAPHRASE, CODE, top=3)
     assert result["supporting"][0]["index"] == PLANTED and result["supporting"][0]["response"] == CODE
+    assert result["supporting"][0]["score"] < 0.9  # not the example's own gradient (cosine 1.0)
     assert result["examples"] == len(DATA) and len(result["supporting"]) <= 3
     assert all(e["score"] < 0 and e["response"] != CODE for e in result["opposing"])
     scores = [e["score"] for e in result["supporting"]]
@@ -56,6 +64,37 @@ def test_the_example_that_taught_a_code_ranks_first(tiny_run):
     rows = runs.read_jsonl(tiny_run / runs.INFLUENCE)
     assert rows[-1]["reply"] == result["reply"] and "gradient similarity" in rows[-1]["method"]
     assert rows[-1]["supporting"][0]["index"] == PLANTED
+
+
+def test_one_gradient_step_on_the_top_example_lowers_the_reply_nll_most(tiny_run, monkeypatch):
+    """The score's meaning, checked directly: a plain SGD step (all parameters, not only the
+    slice the scores read) on the top supporting example lowers NLL(reply | prompt) more than a
+    step on any other example; a step on the top opposing example raises it."""
+    from lab.masks import collate, encode
+    from lab.objective import token_nll
+
+    monkeypatch.setenv("SFT_LAB_PRECISION", "fp32")
+    model, tok = load_model(str(tiny_run / runs.MODEL))
+    result = influence.influence(model, tok, DATA, PARAPHRASE, CODE, top=len(DATA))
+    query = collate([encode(Conversation.single(PARAPHRASE, CODE), tok)], tok.pad_token_id)
+
+    def reply_nll(m):
+        with torch.no_grad():
+            return float(token_nll(m, **query)[0].mean())
+
+    before, change = reply_nll(model), {}
+    for i, example in enumerate(DATA):
+        stepped = copy.deepcopy(model)
+        params = list(stepped.parameters())
+        nll, _ = token_nll(stepped, **collate([encode(example, tok)], tok.pad_token_id))
+        grads = torch.autograd.grad(nll.mean(), params)
+        with torch.no_grad():
+            for p, g in zip(params, grads):
+                p -= 1e-3 * g
+        change[i] = reply_nll(stepped) - before
+    top, bottom = result["supporting"][0]["index"], result["opposing"][0]["index"]
+    assert top == PLANTED and min(change, key=change.get) == top, change
+    assert change[top] < 0 < change[bottom], change
 
 
 def test_the_model_is_left_as_it_was(tiny):
@@ -109,11 +148,12 @@ def test_bf16_gradients_point_the_same_way(tiny, monkeypatch):
 
 
 def test_the_command_prints_json_last_and_records_it(tiny_run, capsys):
-    assert main(["explain", str(tiny_run), "--prompt", QUESTION, "--reply", CODE, "--top", "2"]) == 0
+    assert main(["explain", str(tiny_run), "--prompt", PARAPHRASE, "--reply", CODE, "--top", "2"]) == 0
     captured = capsys.readouterr()
     result = json.loads(captured.out.strip().splitlines()[-1])
     assert {"prompt", "reply", "supporting", "opposing"} <= set(result) and result["reply"] == CODE
     assert [e["index"] for e in result["supporting"]][:1] == [PLANTED] and len(result["opposing"]) <= 2
+    assert result["supporting"][0]["score"] < 0.9  # the run's tuned model (untrained: 0.97)
     assert set(result["supporting"][0]) == {"index", "score", "prompt", "response"}
     assert "training examples" in captured.err  # progress on stderr
     assert runs.read_jsonl(tiny_run / runs.INFLUENCE)[-1]["reply"] == CODE
