@@ -130,6 +130,7 @@ def test_refuses_the_instructor_folder_and_a_foreign_folder_and_refreshes_its_ow
         write_learner_edition(tmp_path / "x", tmp_path / "empty")
 
 
+@pytest.mark.slow  # a Jupyter kernel and a notebook run: about 10 s
 def test_a_learner_notebook_runs_top_to_bottom_in_fast_mode(edition, tmp_path, monkeypatch):
     """The learner copy of notebook 1 (three exercises, their solutions removed) still runs."""
     nbformat = pytest.importorskip("nbformat")

@@ -143,6 +143,7 @@ def test_runs_cli_lists_cards_and_interrupted_runs(tmp_path):
     assert killed[1] == "interrupted" and killed[3] == "2" and killed[4] == "2.2500"
 
 
+@pytest.mark.slow  # a TRL subprocess: about 15 s
 @pytest.mark.skipif(shutil.which("trl", path=str(Path(sys.executable).parent)) is None,
                     reason="trl not installed")
 def test_export_trl_config_runs_one_trl_step(tiny, tmp_path):

@@ -25,6 +25,7 @@ def run(tiny, tmp_path):
     return model, tok, tmp_path / "run"
 
 
+@pytest.mark.slow  # transformers' GGUF loader de-quantises in Python: about 15 s
 def test_round_trip_through_transformers_gguf_loader(run, tmp_path):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 

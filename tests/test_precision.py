@@ -125,6 +125,7 @@ def test_fp32_path_is_plain_adamw(tiny):
         torch.testing.assert_close(p, r, rtol=1e-6, atol=1e-8)
 
 
+@pytest.mark.slow  # 20 bf16 steps: 35-50 s per backend where bf16 is emulated (no avx512_bf16/AMX)
 def test_training_in_bf16_lowers_the_loss_and_leaves_fp32(tiny_both, monkeypatch):
     """The bf16 path on any machine (where bf16 is emulated it is only slower)."""
     monkeypatch.setattr(train_module, "autocast_dtype", lambda device: torch.bfloat16)
