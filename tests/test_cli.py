@@ -81,16 +81,20 @@ def test_generate_prints_only_the_reply(taught):
     ('{"instruction": 5, "output": "x"}\n', "line 1: 'instruction' must be a string"),
     ('{"prompt": "a", "completion": "b"}\n{"oops\n', "line 2"),
 ])
-def test_bad_data_exits_2_with_one_line(tmp_path, content, fragment):
+def test_bad_data_exits_2_with_one_line(tmp_path, content, fragment, capsys):
+    """In a child process for train (what a person sees), in this one for validate and score
+    (the same main(), a second faster)."""
     bad = tmp_path / "bad.jsonl"
     bad.write_text(content)
-    for args in (["train", str(bad), "--out", str(tmp_path / "o"), "--model", "no-such-model"],
-                 ["validate", str(bad)], ["score", "--data", str(bad), "--model", "no-such-model"]):
-        done = run(*args)
-        assert done.returncode == 2, (args, done.stderr)
-        assert "bad.jsonl" in done.stderr and fragment in done.stderr
-        assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
-        assert not (tmp_path / "o").exists()
+    done = run("train", str(bad), "--out", str(tmp_path / "o"), "--model", "no-such-model")
+    outcomes = [(done.returncode, done.stderr)]
+    for args in (["validate", str(bad)], ["score", "--data", str(bad), "--model", "no-such-model"]):
+        outcomes.append((main(args), capsys.readouterr().err))
+    for code, err in outcomes:
+        assert code == 2, err
+        assert "bad.jsonl" in err and fragment in err
+        assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "o").exists()
 
 
 def test_missing_file(tmp_path):

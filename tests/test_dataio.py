@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -14,8 +15,11 @@ from hypothesis import strategies as st
 from lab.data.dataio import parse_record, read_dataset, read_text, write_jsonl
 from lab.records import Conversation, DataError, TextRecord, ToolCall, Turn
 
-FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-ROUND_TRIP = settings(FUZZ, max_examples=100)  # each example fsyncs a file
+# `make test-fast` sets SFT_LAB_FUZZ_SCALE=0.25: a quarter of the examples (CI runs them all)
+SCALE = float(os.environ.get("SFT_LAB_FUZZ_SCALE") or 1)
+FUZZ = settings(max_examples=max(10, int(200 * SCALE)), deadline=None,
+                suppress_health_check=[HealthCheck.function_scoped_fixture])
+ROUND_TRIP = settings(FUZZ, max_examples=max(10, int(100 * SCALE)))  # each example fsyncs a file
 
 
 def U(text):

@@ -128,7 +128,7 @@ def test_meter_measures_its_own_texts(tiny):
     meter = forgetting.Meter(tok)
     before = meter.nll(model)
     paragraphs = [Conversation.single("Tell me something.", t) for t in forgetting.texts()]
-    train(model, tok, paragraphs, TrainConfig(max_steps=30, lr=1e-2, eval_split=0, batch_size=10))
+    train(model, tok, paragraphs, TrainConfig(max_steps=10, lr=2e-2, eval_split=0, batch_size=10))
     after = meter.nll(model)
     assert before["text"] - after["text"] > 2 and before["text"] - after["text"] > before["qa"] - after["qa"]
 
