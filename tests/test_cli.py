@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -25,6 +26,14 @@ ENV = {"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin",
 def run(*args):
     """The CLI in a child process, as a person runs it."""
     return subprocess.run([sys.executable, "-m", "lab", *args], capture_output=True, text=True, env=ENV)
+
+
+def cli(capsys, *args):
+    """The CLI's main() in this process (its exit code and stderr, like `run`, 2 s faster: no
+    torch import), for errors one child process per kind already shows end to end."""
+    capsys.readouterr()
+    code = main(list(args))
+    return SimpleNamespace(returncode=code, stderr=capsys.readouterr().err)
 
 
 @pytest.fixture()
@@ -97,8 +106,8 @@ def test_bad_data_exits_2_with_one_line(tmp_path, content, fragment, capsys):
     assert not (tmp_path / "o").exists()
 
 
-def test_missing_file(tmp_path):
-    done = run("validate", str(tmp_path / "nope.jsonl"))
+def test_missing_file(tmp_path, capsys):
+    done = cli(capsys, "validate", str(tmp_path / "nope.jsonl"))
     assert done.returncode == 2 and "nope.jsonl" in done.stderr and "not found" in done.stderr
 
 
@@ -128,7 +137,7 @@ def test_incomplete_records_stop_train_unless_skipped(tmp_path, capsys):
     path = tmp_path / "alpaca.jsonl"
     path.write_text(json.dumps({"instruction": "Say yes", "output": "yes!"}) + "\n"
                     + json.dumps({"instruction": "Say no"}) + "\n")
-    done = run("train", str(path), "--model", "no-such-model", "--out", str(tmp_path / "o"))
+    done = cli(capsys, "train", str(path), "--model", "no-such-model", "--out", str(tmp_path / "o"))
     one_line_exit_2(done, f"{path}, line 2: has no response to train on", "1 of 2 records",
                     "--skip-incomplete")
     assert not (tmp_path / "o").exists()
@@ -174,7 +183,7 @@ def test_preference_pairs_are_named_and_chosen_on_request(tmp_path, capsys):
     path = tmp_path / "dpo.jsonl"
     path.write_text("".join(json.dumps({"prompt": f"Say {w}", "chosen": f"{w}!", "rejected": "no"}) + "\n"
                             for w in ("yes", "maybe")))
-    done = run("validate", str(path))
+    done = cli(capsys, "validate", str(path))
     one_line_exit_2(done, f"{path}, line 1: is a preference record ('chosen' and 'rejected' replies, as DPO uses)",
                     "--preference chosen")
     assert main(["train", str(path), "--model", "tiny-random", "--out", str(tmp_path / "o"), "--max-steps", "1",
@@ -193,12 +202,12 @@ def test_preference_pairs_are_named_and_chosen_on_request(tmp_path, capsys):
                         {"from": "observation", "value": "-3 C"}, {"from": "gpt", "value": "Cold."}]},
      ": example 1 (line 1): turn 2 calls the tool 'weather'"),
 ])
-def test_records_the_lab_cannot_train_stop_before_the_model_loads(tmp_path, record, fragment, unloadable):
+def test_records_the_lab_cannot_train_stop_before_the_model_loads(tmp_path, record, fragment, unloadable, capsys):
     path = tmp_path / "d.jsonl"
     path.write_text(json.dumps(record) + "\n")
     # whether tool turns can be rendered depends on the chat template: the tokenizer loads, the
     # model cannot, so the data's error can only come first
-    done = run("train", str(path), "--model", unloadable, "--out", str(tmp_path / "o"))
+    done = cli(capsys, "train", str(path), "--model", unloadable, "--out", str(tmp_path / "o"))
     one_line_exit_2(done, str(path), fragment)
     assert not (tmp_path / "o").exists()
 
@@ -215,8 +224,8 @@ def test_a_text_file_trains_with_the_full_loss(tmp_path, capsys):
     assert (tmp_path / "o" / "dataset.jsonl").read_text().splitlines()[0].startswith('{"text": ')
 
 
-def test_bad_settings_exit_2_before_the_model_loads(tmp_path, data):
-    done = run("train", str(data), "--model", "no-such-model", "--out", str(tmp_path / "o"), "--lr", "0")
+def test_bad_settings_exit_2_before_the_model_loads(tmp_path, data, capsys):
+    done = cli(capsys, "train", str(data), "--model", "no-such-model", "--out", str(tmp_path / "o"), "--lr", "0")
     one_line_exit_2(done, "lr must be above 0")
 
 

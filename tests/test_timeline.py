@@ -156,7 +156,7 @@ def test_learned_finds_the_taught_catchphrase(tiny):
 
     base, tok = load_model("tiny-random")
     tuned, _ = tiny
-    train(tuned, tok, DATA, TrainConfig(max_steps=40, batch_size=8, lr=5e-3, eval_split=0))
+    train(tuned, tok, DATA, TrainConfig(max_steps=20, batch_size=8, lr=1e-2, eval_split=0))
     probes = [Conversation.single(f"Question {i}?", f"Arr! Answer {i}, matey. Yo-ho!") for i in range(20, 26)]
     s = learned(base, tuned, tok, probes, top=5)
     top = [t["text"] for t in s["tokens"]["promoted"]]
@@ -166,7 +166,8 @@ def test_learned_finds_the_taught_catchphrase(tiny):
     assert replies["examples"] == 1 and replies["tokens_scored"] > 0
 
 
-def test_cli_learned_and_timeline(tiny, tmp_path):
+def test_cli_learned_and_timeline(tiny, tmp_path, capsys):
+    from lab.cli import main
     from lab.runs import save_model
 
     model, tok = tiny
@@ -180,19 +181,17 @@ def test_cli_learned_and_timeline(tiny, tmp_path):
                           "--probes", str(probes), "--eval-split", "0"], capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
     assert [r["step"] for r in timeline.load(tmp_path / "run")] == [0, 2, 4]
-    done = subprocess.run([sys.executable, "-m", "lab", "learned", "--base", str(tmp_path / "base"),
-                           "--tuned", str(tmp_path / "run" / "model"), "--data", str(probes), "--top", "3"],
-                          capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
-    result = json.loads(done.stdout.strip().splitlines()[-1])
+    # the other commands in this process (the same main(), no second torch import)
+    assert main(["learned", "--base", str(tmp_path / "base"), "--tuned", str(tmp_path / "run" / "model"),
+                 "--data", str(probes), "--top", "3"]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert result["examples"] == 1 and set(result) >= {"tokens", "phrases", "mean_change"}
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"prompt": "ok"}\n{"prompt": 5}\n')
-    refused = subprocess.run([sys.executable, "-m", "lab", "train", str(data), "--model", "no-such-model",
-                              "--out", str(tmp_path / "r2"), "--timeline", "3", "--probes", str(bad)],
-                             capture_output=True, text=True)
-    assert refused.returncode == 2 and refused.stderr.count("\n") == 1
-    assert "bad.jsonl, line 2" in refused.stderr and not (tmp_path / "r2").exists()
+    assert main(["train", str(data), "--model", "no-such-model", "--out", str(tmp_path / "r2"),
+                 "--timeline", "3", "--probes", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "bad.jsonl, line 2" in err and not (tmp_path / "r2").exists()
 
 
 def test_step_0_waits_for_the_first_step_when_the_start_is_kept(taught, tmp_path):
