@@ -86,16 +86,17 @@ def test_generate_prints_only_the_reply(taught):
     assert done.stdout == reply + "\n"  # the reply, nothing else
 
 
-@pytest.mark.parametrize("content,fragment", [
-    ('{"instruction": 5, "output": "x"}\n', "line 1: 'instruction' must be a string"),
-    ('{"prompt": "a", "completion": "b"}\n{"oops\n', "line 2"),
+@pytest.mark.parametrize("content,fragment,child", [
+    ('{"instruction": 5, "output": "x"}\n', "line 1: 'instruction' must be a string", True),
+    ('{"prompt": "a", "completion": "b"}\n{"oops\n', "line 2", False),
 ])
-def test_bad_data_exits_2_with_one_line(tmp_path, content, fragment, capsys):
-    """In a child process for train (what a person sees), in this one for validate and score
-    (the same main(), a second faster)."""
+def test_bad_data_exits_2_with_one_line(tmp_path, content, fragment, child, capsys):
+    """Once in a child process for train (what a person sees), else in this one (the same
+    main(), 2 s faster)."""
     bad = tmp_path / "bad.jsonl"
     bad.write_text(content)
-    done = run("train", str(bad), "--out", str(tmp_path / "o"), "--model", "no-such-model")
+    train_args = ("train", str(bad), "--out", str(tmp_path / "o"), "--model", "no-such-model")
+    done = run(*train_args) if child else cli(capsys, *train_args)
     outcomes = [(done.returncode, done.stderr)]
     for args in (["validate", str(bad)], ["score", "--data", str(bad), "--model", "no-such-model"]):
         outcomes.append((main(args), capsys.readouterr().err))
@@ -118,8 +119,8 @@ def test_validate_reports(tmp_path, capsys):
     assert "duplicate" in out and "empty" in out
 
 
-def test_unknown_model_is_one_line(tmp_path, data):
-    done = run("generate", "--model", str(tmp_path / "nothing-here"), "--prompt", "Hi")
+def test_unknown_model_is_one_line(tmp_path, data, capsys):
+    done = cli(capsys, "generate", "--model", str(tmp_path / "nothing-here"), "--prompt", "Hi")
     assert done.returncode == 1 and "Traceback" not in done.stderr
     assert "nothing-here" in done.stderr
 

@@ -52,6 +52,7 @@ def test_round_trip_through_transformers_gguf_loader(run, tmp_path):
         assert gguf_tok.apply_chat_template(conv.messages(), return_dict=True)["input_ids"] == enc.input_ids
 
 
+@pytest.mark.slow  # gguf's reader parses the 49k-token vocabulary in Python: about 5 s
 def test_f32_weights_are_stored_exactly_in_llama_cpp_layout(run, tmp_path):
     from gguf import GGUFReader
 
