@@ -104,6 +104,7 @@ def test_other_architectures_through_the_cli(kind, tmp_path, capsys):
     assert [r["prompt"] for r in rows] == [c.prompt for c in DATA]
 
 
+@pytest.mark.slow  # the CLI test above takes each architecture through training in test-fast
 @pytest.mark.parametrize("kind", ARCHITECTURES)
 def test_other_architectures_through_the_session(kind, tmp_path):
     base = build(kind, tmp_path / kind)

@@ -9,11 +9,15 @@ from torch.autograd import gradcheck
 
 from lab.data import starters
 from lab.engine import llama, torch_ops
+from lab.engine.device import cpu_has_native_bf16
 from lab.engine.precision import MasterWeights
 from lab.generate import GenConfig, generate
 from lab.masks import collate, encode
 from lab.objective import LinearNLL, token_nll
 from lab.train import TrainConfig, train
+
+# bf16 matrix work is emulated (4 s here) where the CPU lacks avx512_bf16/AMX: the full suite only
+SLOW_WHERE_BF16_IS_EMULATED = pytest.mark.slow if not cpu_has_native_bf16() else pytest.mark.bf16_native
 
 F64 = dict(dtype=torch.float64)
 
@@ -126,6 +130,7 @@ def _gradients(model, tok, n_examples=8):
     return {n: float((bf16[n] - exact[n]).norm() / exact[n].norm()) for n in exact}
 
 
+@SLOW_WHERE_BF16_IS_EMULATED
 def test_bf16_gradients_per_parameter(tiny):
     """Measured on tiny-random: 0.4-0.6% for every parameter (one bf16 rounding is 0.4%)."""
     model, tok = tiny

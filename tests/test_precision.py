@@ -3,12 +3,16 @@ import pytest
 import torch
 
 import lab.train as train_module
+from lab.engine.device import cpu_has_native_bf16
 from lab.engine.precision import MasterWeights, _join, _split
 from lab.records import Conversation
 from lab.train import TrainConfig, train
 
 DATA = [Conversation.single(f"What is {a} times {b}?", f"{a} times {b} is {a * b}.")
         for a in range(4) for b in range(4)]
+
+# bf16 matrix work is emulated (slow) where the CPU lacks avx512_bf16/AMX: the full suite only
+SLOW_WHERE_BF16_IS_EMULATED = pytest.mark.slow if not cpu_has_native_bf16() else pytest.mark.bf16_native
 
 
 def test_split_and_join_are_exact():
@@ -125,7 +129,7 @@ def test_fp32_path_is_plain_adamw(tiny):
         torch.testing.assert_close(p, r, rtol=1e-6, atol=1e-8)
 
 
-@pytest.mark.slow  # 20 bf16 steps: 35-50 s per backend where bf16 is emulated (no avx512_bf16/AMX)
+@SLOW_WHERE_BF16_IS_EMULATED  # 20 bf16 steps: 35-50 s per backend where bf16 is emulated
 def test_training_in_bf16_lowers_the_loss_and_leaves_fp32(tiny_both, monkeypatch):
     """The bf16 path on any machine (where bf16 is emulated it is only slower)."""
     monkeypatch.setattr(train_module, "autocast_dtype", lambda device: torch.bfloat16)

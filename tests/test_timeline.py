@@ -121,6 +121,7 @@ def test_flips_by_construction(tok):
     assert len(forgetting.texts()) == 10
 
 
+@pytest.mark.slow  # 10 steps on the retention paragraphs and the meter twice: 3.5 s
 def test_meter_measures_its_own_texts(tiny):
     """By construction: trained on the retention paragraphs, the model finds them likelier;
     the meter's text NLL falls, and far more than its Q&A NLL."""
@@ -166,6 +167,7 @@ def test_learned_finds_the_taught_catchphrase(tiny):
     assert replies["examples"] == 1 and replies["tokens_scored"] > 0
 
 
+@pytest.mark.slow  # a child process and two runs: 4 s; the same parts run in this process above
 def test_cli_learned_and_timeline(tiny, tmp_path, capsys):
     from lab.cli import main
     from lab.runs import save_model
@@ -219,6 +221,7 @@ def test_step_0_waits_for_the_first_step_when_the_start_is_kept(taught, tmp_path
     assert second.timeline[0]["step"] == 0  # continuing from the tuned model: step 0 taken at once
 
 
+@pytest.mark.slow  # three runs with timelines and the meter: 4 s
 def test_step_0_and_the_base_answers_are_kept_on_disk_per_model(taught, tmp_path, monkeypatch):
     from lab.session import Session
 
