@@ -126,7 +126,10 @@ def test_queue_holds_the_job_slot(session, tmp_path):
     assert session.reply(["hi"])  # free again
 
 
-def test_runs_cli_lists_cards_and_interrupted_runs(tmp_path):
+def test_runs_cli_lists_cards_and_interrupted_runs(tmp_path, capsys):
+    """Through the CLI's main() (tests/test_cli.py lists a really killed run from a child process)."""
+    from lab.cli import main
+
     for name in ("x", "killed"):
         (tmp_path / name).mkdir()
         (tmp_path / name / "config.json").write_text(json.dumps({"model": "tiny-random"}))
@@ -134,10 +137,8 @@ def test_runs_cli_lists_cards_and_interrupted_runs(tmp_path):
                                                          "finished_at": "2026-01-01T00:00:00"}))
     (tmp_path / "killed" / "metrics.jsonl").write_text(
         '{"step": 1, "loss": 2.5, "total_steps": 9}\n{"step": 2, "loss": 2.25, "total_steps": 9}\n{"step": 3, "lo')
-    done = subprocess.run([sys.executable, "-m", "lab", "runs", "--dir", str(tmp_path)],
-                          capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
-    lines = {line.split()[0]: line for line in done.stdout.splitlines()[1:]}
+    assert main(["runs", "--dir", str(tmp_path)]) == 0
+    lines = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()[1:]}
     assert "1.5000" in lines[str(tmp_path / "x")] and " done " in lines[str(tmp_path / "x")]
     killed = lines[str(tmp_path / "killed")].split()
     assert killed[1] == "interrupted" and killed[3] == "2" and killed[4] == "2.2500"
