@@ -1,6 +1,6 @@
 """A/B test of an engine change: the lab's training job on two versions of the code, alternated.
 
-Checks out `--ref` (a commit, branch or tag) into a temporary git worktree and runs the #3
+Checks out `--ref` (a commit, branch or tag) into a temporary git worktree and runs the speed
 bench job (`bench.train_vs_trl --child lab`) on it and on the working tree in turn, each in a
 fresh process with its `PYTHONPATH` pointing at its tree, over `--rounds` rounds. Reports each
 side's fastest run, the ratio, the held-out NLLs and the peak memory, and keeps every run in
@@ -12,8 +12,8 @@ side's fastest run, the ratio, the held-out NLLs and the peak memory, and keeps 
 
 `--starter` trains the default model on a starter set as the notebooks do (`STARTER_JOBS`: 06's
 recipe on `support`, the quickstart's batch on `persona`), a few steps, no eval: short examples
-with the chat template's system prompt, where the #3 job's long ones hide what a change to the
-shared start does. Results go to `ab.json` (the #3 job) or `ab_starters.json`.
+with the chat template's system prompt, where the speed job's long ones hide what a change to the
+shared start does. Results go to `ab.json` (the speed job) or `ab_starters.json`.
 """
 from __future__ import annotations
 
@@ -62,7 +62,7 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--fp32", action="store_true", help="force the fp32 path on both sides")
     p.add_argument("--starter", nargs="+", choices=list(STARTER_JOBS),
-                   help="train on these starter sets (the notebooks' short runs) instead of the #3 job")
+                   help="train on these starter sets (the notebooks' short runs) instead of the speed job")
     p.add_argument("--child", choices=list(STARTER_JOBS), help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.child:
@@ -83,7 +83,7 @@ def main() -> None:
             for r in range(args.rounds):
                 for job in jobs:
                     for side, tree in (("a", old), ("b", REPO)):
-                        print(f"round {r + 1}/{args.rounds}: {job or '#3 job'}, {side} "
+                        print(f"round {r + 1}/{args.rounds}: {job or 'speed job'}, {side} "
                               f"({ref if side == 'a' else 'working tree'}) ...", file=sys.stderr, flush=True)
                         runs[job][side].append(run_side(tree, args.fp32, job))
                         print(f"  {runs[job][side][-1]['seconds']:.1f} s", file=sys.stderr, flush=True)
@@ -93,12 +93,12 @@ def main() -> None:
     reports = {}
     for job, sides in runs.items():
         best = {k: min(v, key=lambda r: r["seconds"]) for k, v in sides.items()}
-        reports[job or "#3 job"] = {"speedup_b_over_a": best["a"]["seconds"] / best["b"]["seconds"],
+        reports[job or "speed job"] = {"speedup_b_over_a": best["a"]["seconds"] / best["b"]["seconds"],
                                     "best": {k: {f: v[f] for f in fields} for k, v in best.items()},
                                     "runs": sides}
     report = {"date": time.strftime("%Y-%m-%d %H:%M"), "a": ref, "b": "working tree",
               "precision": "fp32 (forced)" if args.fp32 else "native",
-              **(reports["#3 job"] if not args.starter else {"starters": reports})}
+              **(reports["speed job"] if not args.starter else {"starters": reports})}
     from lab.atomic import write_json
     write_json(REPO / "bench" / "results" / ("ab_starters.json" if args.starter else "ab.json"), report)
     summary = {j: {k: r[k] for k in ("speedup_b_over_a", "best")} for j, r in reports.items()}

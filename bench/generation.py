@@ -1,6 +1,6 @@
 """Generation speed: the lab's batched loop against one `model.generate` call per prompt.
 
-Job (issue #3): 8 prompts x 2 models (base and a tuned copy) x up to 64 new tokens, greedy,
+Job: 8 prompts x 2 models (base and a tuned copy) x up to 64 new tokens, greedy,
 stopping at end of turn on both sides. Both run in this process, one after the other. The plain
 side is transformers' `LlamaForCausalLM.generate`; the lab side is `lab.generate` on the lab's
 model class, loaded from the same folder; the tuned copies get the same weights on both sides.

@@ -1,6 +1,6 @@
 """Where a training step's time goes: the torch profiler on the lab's loop, grouped by kind.
 
-The job is the #3 bench job's (SmolLM2-135M, Self-Instruct seed tasks, batch 8, max length 256,
+The job is the speed bench job's (SmolLM2-135M, Self-Instruct seed tasks, batch 8, max length 256,
 the lab's precision and micro-batches); a few warm-up steps, then `--steps` profiled ones. Each
 operator's self CPU time is put in a group (matrix products, attention's softmax, norms,
 SwiGLU, rotary, the optimiser, copies and casts, the rest) and the groups are printed as a

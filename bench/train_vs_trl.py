@@ -1,6 +1,6 @@
 """Training speed side by side: the lab's loop against TRL's SFTTrainer on the same job.
 
-Job (issue #3): SmolLM2-135M-Instruct, the first 64 Self-Instruct seed tasks (instruction +
+Job (the speed job the README quotes): SmolLM2-135M-Instruct, the first 64 Self-Instruct seed tasks (instruction +
 input as prompt, output as response), 1 epoch, batch 8, max length 256, lr 5e-5 (linear, no
 warmup), completion-only loss. Held-out NLL on the next 16 seed tasks, scored by one function.
 

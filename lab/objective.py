@@ -29,7 +29,7 @@ class LinearNLL(torch.autograd.Function):
     When a gradient will be wanted, the forward pass also keeps d nll / d logits (softmax minus
     the one-hot target) in the compute dtype, while each slice's logits are at hand: the
     backward pass is then two products over all rows, with no logits to compute again and no
-    pass over a (rows x vocabulary) tensor (the #3 bench job: about 1 s of 29 faster).
+    pass over a (rows x vocabulary) tensor (the speed bench job: about 1 s of 29 faster).
     """
 
     @staticmethod

@@ -98,7 +98,7 @@ def test_sparse_lookup_gradcheck_and_fp32_sums():
     g = torch.randn(2, 4, 4, **F64)
     sparse = torch.autograd.grad(llama.SparseLookup.apply(ids, w, 0), w, g)[0].to_dense()
     torch.testing.assert_close(sparse, torch.autograd.grad(dense(w), w, g)[0])
-    # bf16: every use of a token is summed in fp32 and rounded once (the mend of 2dea067);
+    # bf16: every use of a token is summed in fp32 and rounded once;
     # adding 2048 uses one by one into a bf16 gradient is off by about 1.5%
     many = torch.randint(0, 10, (2048,))
     wb = torch.zeros(50, 32, dtype=torch.bfloat16, requires_grad=True)

@@ -87,7 +87,7 @@ def release_free_memory() -> None:
     batch; glibc keeps such holes in its heap, so without this the process's resident memory
     creeps up by about a GB over a run although the live tensors do not grow. Each call has a
     price: the next step touches those pages afresh, a page fault per 4 KB (trimming after
-    every forward and backward cost the #3 bench job 13% in bf16). The trainer trims once a
+    every forward and backward cost the speed bench job 13% in bf16). The trainer trims once a
     step in bf16 (2.6 GiB peak) and after every backward in fp32 (2.7 GiB instead of 2.9).
     """
     trim = _malloc_trim()

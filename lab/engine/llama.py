@@ -278,7 +278,7 @@ class CausalAttention(torch.autograd.Function):
     Keeps what torch's flash kernel keeps (q, k, v, the output and each row's log-sum-exp) and
     recomputes the probabilities in the backward pass with plain matrix products. For the
     sequences the lab trains on (up to a few hundred tokens) that is faster on a CPU than the
-    flash kernel, whose tiles are made for long sequences (#3 bench job: 29.0 s against 31.0 s
+    flash kernel, whose tiles are made for long sequences (the speed bench job: 29.0 s against 31.0 s
     with torch's SDPA; its flash forward with this backward: 30.6 s against 29.5 s).
     q: (B, H, T, D); k, v: (B, KV, S, D) with H a multiple of KV; query head h reads key/value
     head h // (H // KV). With S > T the queries are the last T positions (a shared prefix's keys

@@ -85,7 +85,7 @@ def wait_state(jlab, root, want: str, what: str, timeout_s: float):
 
 def assert_fits(jlab, root, stage: str):
     """Nothing in the widget `root` is wider than its place (`Lab()`'s tab, else its output):
-    no sideways scroll, no button or table cut off at the right edge (issue #29)."""
+    no sideways scroll, no button or table cut off at the right edge."""
     wide = root.evaluate("""el => {
         const frame = el.closest(".sftlab-app") || el.closest(".jp-OutputArea-output") || el.parentElement;
         const right = Math.min(el.getBoundingClientRect().right, frame.getBoundingClientRect().right) + 1;

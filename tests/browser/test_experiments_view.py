@@ -4,7 +4,7 @@ each), compares two runs, then shows the view. Its tables are built in the brows
 of data: every run listed, the failed run's note a message (no exception name, no traceback),
 the variants over their seeds, held-out NLL with one probe's replies at a time, the size
 ladder's chart for that experiment, two runs side by side with a word diff; text that looks
-like HTML shows as text; nothing is wider than the page (1400 px, issue #29).
+like HTML shows as text; nothing is wider than the page (1400 px).
 
 Screenshots (tests/artifacts/): experiments_tables.png, experiments_nll.png,
 experiments_ladder.png, experiments_compare.png.

@@ -1,4 +1,4 @@
-"""Issue #12 in a real JupyterLab: keys stay in the lab's widgets, one job at a time across
+"""In a real JupyterLab: keys stay in the lab's widgets, one job at a time across
 the tabs, the lab's history after a kernel restart, and a readable word diff.
 
 Each test runs a short copy of the quickstart notebook: its cells up to `Lab(...)`, then the
