@@ -11,7 +11,12 @@ This is the workshop as a teacher runs it: each notebook should finish in 10 min
 that fails fails the notebook), for every seed (`SFT_LAB_SEED`). The notebooks run in a
 temporary copy of `notebooks/`, so their run folders (with saved models, 0.5 GB each) never
 land in the repository. Results go to `bench/results/notebooks_full.json` (merged with earlier
-results when `--only` is given).
+results when `--only` is given; a row that does not record its commit and CPU kind is dropped,
+since it cannot be compared with anything).
+
+Each row records what it ran on: the commit (and the tracked files under `lab/`, `widgets/` and
+`notebooks/` that differed from it, if any), the CPU kind (`avx512_bf16` flags counted in
+`/proc/cpuinfo`: 0 means AVX2 only, where the lab trains in fp32), the CPU model, and when.
 
 The kernels run with `OMP_WAIT_POLICY=PASSIVE` unless the variable is already set: on a machine
 shared with other busy processes, OpenMP threads that spin while waiting for each other make
@@ -24,7 +29,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import platform
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -47,6 +54,28 @@ def _cell_seconds(cell) -> float | None:
         return None
     parse = lambda s: datetime.fromisoformat(s.replace("Z", "+00:00"))  # noqa: E731
     return (parse(end) - parse(start)).total_seconds()
+
+
+def machine() -> dict:
+    """The commit and the CPU a run used: a time means something only beside these."""
+    def git(*args):
+        try:
+            return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True,
+                                  timeout=30).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            return ""
+    try:
+        cpuinfo = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        cpuinfo = ""
+    model = next((line.split(":", 1)[1].strip() for line in cpuinfo.splitlines()
+                  if line.startswith("model name")), platform.processor())
+    bf16 = cpuinfo.count("avx512_bf16")
+    return {"commit": git("rev-parse", "--short=12", "HEAD"),
+            "uncommitted": git("status", "--porcelain", "--untracked-files=no", "--",
+                               "lab", "widgets", "notebooks").splitlines(),
+            "cpu_avx512_bf16": bf16, "cpu_kind": "avx512_bf16" if bf16 else "AVX2 only (fp32 training)",
+            "cpu_model": model}
 
 
 def _without_widget_views(nb):
@@ -124,7 +153,9 @@ def main(argv: list[str] | None = None) -> int:
                 shutil.copytree(NOTEBOOKS, workdir, ignore=shutil.ignore_patterns(
                     "runs", "reference", ".ipynb_checkpoints", "__pycache__"))
                 print(f"running {path.name} (seed {seed}) ...", flush=True)
+                where, started = machine(), time.strftime("%Y-%m-%d %H:%M")
                 row = run_notebook(path, workdir, args.executed if seed == args.seeds[0] else None, seed)
+                row.update(where, date=started)
                 rows.append(row)
                 print(f"  {row['seconds']:.0f} s, {row['claims_checked']} claims checked  "
                       f"{'ok' if row['ok'] else 'FAILED: ' + str(row['error'])}", flush=True)
@@ -134,19 +165,18 @@ def main(argv: list[str] | None = None) -> int:
     previous = {}
     if args.only and RESULTS.is_file():
         try:
-            previous = {key(r): r for r in json.loads(RESULTS.read_text()).get("notebooks", [])}
+            previous = {key(r): r for r in json.loads(RESULTS.read_text()).get("notebooks", [])
+                        if r.get("commit") and "cpu_avx512_bf16" in r}
         except (OSError, json.JSONDecodeError, AttributeError):
             previous = {}
-    stamp = time.strftime("%Y-%m-%d %H:%M")
-    for row in rows:
-        row["date"] = stamp
     merged = {**previous, **{key(r): r for r in rows}}
     write_json(RESULTS, {"mode": "full (default model)", "budget_s": BUDGET_S,
                          "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
                          "cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
                          "notebooks": [merged[k] for k in sorted(merged)]})
 
-    print(f"\n{'notebook':40s} {'seed':>4s} {'seconds':>8s} {'claims':>6s}  {'load':>9s}  result")
+    print(f"\n{'notebook':40s} {'seed':>4s} {'seconds':>8s} {'claims':>6s}  {'load':>9s}  result"
+          f"  (commit {rows[0]['commit']}, {rows[0]['cpu_kind']})")
     for r in rows:
         verdict = "ok" if r["within_budget"] else ("over budget" if r["ok"] else "FAILED")
         load = f"{r['load_average_at_start']:.1f}-{r['load_average_at_end']:.1f}"
