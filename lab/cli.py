@@ -64,6 +64,20 @@ def _prompts(path: str, args) -> list:
     return [c.prompt_only() for c in records]
 
 
+def _points(value: str) -> int | str:
+    """--timeline's value: 'auto' or a whole number >= 0."""
+    if value == "auto":
+        return value
+    try:
+        n = int(value)
+    except ValueError:
+        n = -1
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"'{value}' is not a number of points: give a whole number "
+                                         "(0 = off) or 'auto'")
+    return n
+
+
 def cmd_fetch_model(args) -> int:
     from tqdm import tqdm
 
@@ -81,7 +95,25 @@ def cmd_fetch_model(args) -> int:
     else:
         model, _ = load_model(args.name)
         print(model.config.name_or_path)
+    if args.timeline:
+        _prepare_timeline(args.name)
     return 0
+
+
+def _prepare_timeline(name: str) -> None:
+    """Step 0 of every starter's probes and the meter's base answers, kept on disk
+    (`lab.analysis.timeline.prepare`), so even a first run's timeline starts with them."""
+    import time
+
+    from .data import starters
+    from .analysis.timeline import prepare
+
+    sets = [p for p in (starters.probes(s) for s in starters.names()) if p]
+    t = time.perf_counter()
+    made = prepare(name, sets, on_progress=lambda n, total: print(
+        f"sft-lab: timeline step 0, probe set {n}/{total}", file=sys.stderr, flush=True))
+    print(f"sft-lab: timeline step 0 of {len(sets)} starters' probes ready "
+          f"({made} computed in {time.perf_counter() - t:.0f} s, the rest already there)", file=sys.stderr)
 
 
 def cmd_generate(args) -> int:
@@ -383,6 +415,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = _command(sub, "fetch-model", "prepare a model for offline use", cmd_fetch_model)
     s.add_argument("name", nargs="?", default=DEFAULT, help=model_help)
+    s.add_argument("--timeline", action=argparse.BooleanOptionalAction, default=True,
+                   help="also compute the timeline's step 0 for every starter's probes and the "
+                        "forgetting meter's base answers, so a first run finds them")
 
     s = _command(sub, "generate", "print the model's reply to one user message", cmd_generate)
     s.add_argument("--model", default=DEFAULT, help=model_help)
@@ -399,9 +434,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="train without the records that have no response (else they stop the run)")
     _preference_flag(s)
     _train_flags(s)
-    s.add_argument("--timeline", type=int, default=0, metavar="K",
-                   help="record a timeline at K points (step 0, evenly spaced, the last) into "
-                        "timeline.jsonl: probe replies and NLLs (0 = off)")
+    s.add_argument("--timeline", type=_points, default=0, metavar="K|auto",
+                   help="record a timeline into timeline.jsonl: probe replies and NLLs at K points "
+                        "(step 0, evenly spaced, the last), or 'auto': step 0, the last and as many "
+                        "between as fit a quarter of the training time (0 = off)")
     s.add_argument("--probes", default=None, metavar="FILE",
                    help="prompts for the timeline (any data format; reference answers are scored)")
     s.add_argument("--retention", action=argparse.BooleanOptionalAction, default=False,
@@ -476,6 +512,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("edition", choices=["learner"], help="which edition to write")
     s.add_argument("out", help="a new or empty folder (or an earlier learner edition, refreshed)")
     s.add_argument("--source", default=None, help="the notebooks folder (None: the repository's)")
+
+    from .classroom.cli import add_parser as add_class_parser
+
+    add_class_parser(sub, _command)
     return p
 
 

@@ -1,0 +1,1 @@
+"""The class challenge: a challenge folder, submissions trained the same way, a gallery."""
