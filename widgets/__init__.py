@@ -7,7 +7,8 @@ what-if experiments.
 from .compare_view import CompareView
 from .dataset_builder import DatasetBuilder
 from .experiments_view import ExperimentsView
+from .gallery import Gallery
 from .lab_app import Lab
 from .train_panel import TrainPanel
 
-__all__ = ["Lab", "DatasetBuilder", "TrainPanel", "CompareView", "ExperimentsView"]
+__all__ = ["Lab", "DatasetBuilder", "TrainPanel", "CompareView", "ExperimentsView", "Gallery"]

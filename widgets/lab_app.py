@@ -26,10 +26,18 @@ class Lab(ipywidgets.Tab):
 
     def __init__(self, model: str = "default", path: str | None = "sftlab_dataset.jsonl", *,
                  starter: str | None = None, session: Session | None = None, runs_dir=None,
-                 save: bool = True):
+                 save: bool = True, challenge=None, teacher: bool = False):
         """`model`: loaded once (unless a `session` is given); `path`: the dataset autosave
         file; `starter`: a starter set to load when there is no autosaved work; `runs_dir`:
-        where runs are stored and found again after a restart (default: the session's)."""
+        where runs are stored and found again after a restart (default: the session's);
+        `challenge`: a class challenge folder: its task, budget and Submit above the Dataset
+        tab, its model and public probes in the lab; `teacher`: add its Gallery as a tab."""
+        ch = None
+        if challenge is not None:
+            from lab.classroom.challenge import load as load_challenge
+
+            ch = load_challenge(challenge)
+            model = ch.model
         self.session = session or Session(model, runs_dir=runs_dir)
         runs_dir = runs_dir or self.session.runs_dir
         self.builder = DatasetBuilder(tokenizer=self.session.tokenizer, path=path, starter=starter)
@@ -40,8 +48,18 @@ class Lab(ipywidgets.Tab):
         self.experiments = ExperimentsView(
             self.session, lambda: self.builder.examples, eval_data=lambda: self.builder.probes,
             probes=lambda: self.builder.probes, runs_dir=runs_dir, config=self.trainer.config)
-        super().__init__(children=[self.builder, self.trainer, self.compare, self.experiments],
-                         titles=["1 · Dataset", "2 · Train", "3 · Compare", "4 · Experiments"])
+        tabs = [self.builder, self.trainer, self.compare, self.experiments]
+        titles = ["1 · Dataset", "2 · Train", "3 · Compare", "4 · Experiments"]
+        self.challenge = self.gallery = None
+        if ch is not None:
+            tabs[0] = self._challenge_tab(ch, path, teacher)
+            if teacher:
+                from .gallery import Gallery
+
+                self.gallery = Gallery(ch)
+                tabs.append(self.gallery)
+                titles.append("5 · Gallery")
+        super().__init__(children=tabs, titles=titles)
         self.add_class("sftlab-app")
         traitlets.link((self.builder, "max_length"), (self.trainer, "max_length"))
         traitlets.link((self.builder, "completion_only"), (self.trainer, "completion_only"))
@@ -50,6 +68,18 @@ class Lab(ipywidgets.Tab):
         # the Experiments tab says which of the Train tab's settings its runs will use
         self.trainer.observe(lambda _: self.experiments.show_settings(),
                              [s["name"] for s in settings(panel=True)])
+
+    def _challenge_tab(self, ch, path, teacher: bool):
+        """The Dataset tab with the challenge above it; the challenge's public probes become
+        the lab's probes when the dataset has none yet."""
+        from .challenge_panel import ChallengePanel
+
+        if not self.builder.probes:
+            self.builder.set_examples(self.builder.examples, [p.conv for p in ch.probes])
+        state = f"{path}.challenge.json" if path else None
+        self.challenge = ChallengePanel(ch, self.session, lambda: self.builder.examples, state_path=state)
+        self.builder.observe(lambda _: self.challenge.update_count(), "rows")
+        return ipywidgets.VBox([self.challenge, self.builder])
 
     def _example_number(self, prompt: str, response: str) -> int | None:
         """The number (from 1) the Dataset tab shows for a training example, found by its text."""

@@ -11,8 +11,8 @@ with `status` "broken" and the reason; one still being written is "in progress".
 
 >>> sanitise("  Ann-Marie O'Neil <script> ")
 'Ann-Marie_O_Neil_script'
->>> sanitise("../../etc") , sanitise("a--2")
-('etc', 'a-2')
+>>> sanitise("../../etc"), sanitise("a--2"), sanitise("Zoë")
+('etc', 'a-2', 'Zoe')
 """
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ import re
 import secrets
 import shutil
 import time
+import unicodedata
 from pathlib import Path
 
 from .. import runs
@@ -40,7 +41,8 @@ class BadName(ValueError):
 def sanitise(name: str) -> str:
     """A participant's name as a folder name: letters, digits, '_', '-' and '.', at most
     `MAX_NAME` characters, no leading dots or dashes, no '--' (kept for attempt numbers)."""
-    text = re.sub(r"[^A-Za-z0-9_.-]+", "_", (name or "").strip())
+    ascii_ = unicodedata.normalize("NFKD", name or "").encode("ascii", "ignore").decode()  # Zoë -> Zoe
+    text = re.sub(r"[^A-Za-z0-9_.-]+", "_", ascii_.strip())
     text = re.sub(r"-{2,}", "-", re.sub(r"_{2,}", "_", text))
     text = re.sub(r"\.{2,}", ".", text).strip("._-")[:MAX_NAME].strip("._-")
     if not text:
