@@ -3,8 +3,9 @@
 `write_learner_edition(out)` copies `notebooks/*.ipynb` into `out` without the cells a learner
 must not see before trying (tagged `solution` or `answer-key`), with every output and execution
 count cleared and the widget state dropped, so a copy shows nothing a run has not produced on the
-learner's own laptop. Helpers beside the notebooks (`notebooks/*.py`) are copied as they are; the
-instructor guide and the teachers' README are not: a README for learners takes their place.
+learner's own laptop. Helpers beside the notebooks (`notebooks/*.py`) and the glossary
+(`GLOSSARY.md`, which every notebook points to) are copied as they are; the instructor guide and
+the teachers' README are not: a README for learners takes their place.
 
 A notebook is plain JSON (nbformat 4), read and written here without nbformat, which is a test
 dependency only.
@@ -90,8 +91,12 @@ jupyter lab 00_quickstart.ipynb
 
 ## How to work
 
-* Run the cells from top to bottom (Shift+Enter). Training cells take a minute or two; the
-  other cells take seconds.
+* Run the cells from top to bottom (Shift+Enter). Training cells take a few minutes (notebooks
+  4 and 6 train several models: about ten minutes each); the other cells take seconds.
+* A word you do not know (NLL, perplexity, warmup ratio, probe, ...) is explained in
+  `GLOSSARY.md`, in this folder.
+* Lines that start with "checked:" are the notebook testing its own sentence against your run;
+  `GLOSSARY.md` says what words such as "clearly" or "far" mean there.
 * Before a cell that trains or compares models, the text often asks you to **predict** the
   outcome. Write your guess down first: that is where the learning happens.
 * Each notebook ends with **exercises**. Try them in new cells below the question; your teacher
@@ -124,13 +129,13 @@ def write_learner_edition(out: str | Path, source: str | Path | None = None) -> 
         nb = learner_notebook(json.loads(path.read_text(encoding="utf-8")))
         titles.append((path.name, title(nb)))
         written.append(atomic.write_text(out / path.name, json.dumps(nb, indent=1, ensure_ascii=False) + "\n"))
-    for helper in sorted(src.glob("*.py")):
+    for helper in sorted(src.glob("*.py")) + sorted(src.glob("GLOSSARY.md")):
         written.append(atomic.write_text(out / helper.name, helper.read_text(encoding="utf-8")))
         shutil.copymode(helper, out / helper.name)
     written.append(atomic.write_text(out / "README.md", learner_readme(titles)))
     earlier = (out / MARKER).read_text().split() if (out / MARKER).is_file() else []
     for name in set(earlier) - {p.name for p in written}:   # a notebook the workshop dropped
-        if "/" not in name and Path(name).suffix in (".ipynb", ".py"):
+        if "/" not in name and (Path(name).suffix in (".ipynb", ".py") or name == "GLOSSARY.md"):
             (out / name).unlink(missing_ok=True)
     atomic.write_text(out / MARKER, "".join(f"{p.name}\n" for p in written))
     return written

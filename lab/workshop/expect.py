@@ -147,10 +147,10 @@ def on_every_pair(lower: list[float], higher: list[float]) -> bool:
 
 # claim wording -> the helpers a check of that wording must call (any one of them)
 WORDS = {
-    r"\b(far|much|a lot)\b": ("far_below", "far_above"),
+    r"\b(far|a lot)\b|(?<!as )\bmuch\b": ("far_below", "far_above"),
     r"\bclearly\b": ("clearly_below", "clearly_above", "far_below", "far_above"),
     r"\b(about as|barely|close to)\b": ("about_as", "about_as_many"),
-    r"\bnearly (all|every)\b": ("nearly_all",),
-    r"\bmost\b(?! likely)": ("most", "nearly_all"),
+    r"\bnearly (all|every|always)\b": ("nearly_all",),
+    r"(?<!at )\bmost\b(?! likely)": ("most", "nearly_all"),
     r"\b(every|each) seed\b": ("on_every_pair",),
 }
