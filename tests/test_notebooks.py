@@ -50,6 +50,7 @@ HOLD_ON_ANY_MODEL = {
     "05_new_task": ["a third of B's responses lack the greeting"],
     "06_diagnose": ["five kinds of contract", "about thirty governing laws, most of them seen once",
                     "the excerpts are about 110 to 135 tokens each", "no summary says a clause is missing"],
+    "08_class_challenge": ["the broad set covers all five probe topics", "the narrow set covers billing only"],
 }
 
 # Run first in the kernel: every expect() call is also written to a file, {claim, holds}.
