@@ -77,6 +77,21 @@ def test_learner_readme_lists_the_notebooks_in_order_and_no_guide(edition):
     assert sorted(p.name for p in edition.glob("*.ipynb")) == [p.name for p in NOTEBOOKS]
 
 
+def test_learner_edition_carries_the_glossary_and_no_pointer_to_a_solution(edition):
+    """Learners get the glossary every notebook points to, and no text sends them to a solution
+    or an answer key their copy does not hold."""
+    assert (edition / "GLOSSARY.md").read_text() == (SOURCE / "GLOSSARY.md").read_text()
+    assert "GLOSSARY.md" in (edition / "README.md").read_text()
+    guide = (SOURCE / "INSTRUCTOR.md").read_text().split("## Timing plan")[1].split("\n## ")[0]
+    planned = [ln for ln in guide.splitlines() if ln.startswith("| `")]   # the blocks of the plan
+    for path in sorted(edition.glob("*.ipynb")):
+        if not any(f"`{path.stem}`" in row for row in planned):
+            continue
+        for cell in load(path)["cells"]:
+            words = source(cell).lower()
+            assert "solution" not in words and "answer key" not in words, f"{path.name}: {source(cell)[:200]!r}"
+
+
 def _names(code: str) -> tuple[set[str], set[str]]:
     """(names a cell defines, names it reads), from its code without IPython magics."""
     lines = [ln for ln in code.splitlines() if not ln.lstrip().startswith(("%", "!"))]
