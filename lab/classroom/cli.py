@@ -79,7 +79,8 @@ def add_parser(sub, command) -> None:
 
     c = command(sub, "class", "a class challenge: every participant's dataset trained the same way, "
                 "one gallery", lambda args: (c.print_help(), 2)[1])
-    inner = c.add_subparsers(dest="class_command", required=True, metavar="ACTION")
+    inner = c.add_subparsers(dest="class_command", required=True, metavar="ACTION",
+                             help="new, check, submit or gallery")
     s = command(inner, "new", "make a challenge folder from a starter set (its probes split into "
                 "public and held-out)", cmd_new)
     s.add_argument("dir", help="the challenge folder to make (a new or empty folder)")
