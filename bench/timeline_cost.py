@@ -1,15 +1,19 @@
-"""What the timeline and the forgetting meter cost: the quickstart's run with and without them.
+"""What the timeline and the forgetting meter cost: the quickstart's flow with and without them.
 
-The run the quickstart makes from the Train tab (the `persona` starter, the Train tab's default
-settings, its held-out probes) is trained twice per round, once with the widgets' default
-timeline (6 points, the forgetting meter on) and once without, each in a fresh process; the
-jobs alternate over `--rounds` rounds and each job's fastest run counts. The result is the
-ratio of the two wall times, the whole `Session.train` call included (step 0, the base model's
-answers to the retention questions and the last point's check). The run with the timeline is
-timed twice per round, each in a new process: "first", with an empty cache, computes step 0
-and the base model's answers and keeps them (`lab.analysis.timeline.BaseCache`); "again" finds them, as
-every later run from the same base model with the same probes does. Written to
-`bench/results/timeline_cost.json`.
+The flow a participant runs in the quickstart: train from the Train tab (the `persona` starter,
+the Train tab's default settings, its probes), then compare the probes in the Compare tab
+(base and tuned replies, greedy, the tab's length). It runs once with the Train tab's default
+timeline (points by budget, the forgetting meter on) and once without, each in a fresh
+process; the wall time of train + compare is what counts (the model load is not). The jobs
+alternate over `--rounds` rounds and each job's fastest run counts.
+
+The run with the timeline is timed in three settings, each in a new process with a cache
+folder of the round's own: "first", the first run after set-up (`sft-lab fetch-model` has
+filled `lab.analysis.timeline.BaseCache` for every starter's probes: step 0 and the base
+model's meter answers are on disk; set-up's own time is reported as `setup_seconds`);
+"again", a later run (the same cache); "cold", a run with an empty cache (no set-up: step 0
+and the answers are computed, and count against the budget). Written to
+`bench/results/timeline_cost.json` with the commit and the CPU kind.
 
     python -m bench.timeline_cost [--rounds 2]
     python -m bench.timeline_cost --parts   # one point's parts on the default model, timed apart
@@ -25,6 +29,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+JOBS = ("without", "first", "again", "cold")
 
 
 def job(timeline: bool) -> dict:
@@ -32,6 +37,7 @@ def job(timeline: bool) -> dict:
 
     from lab.data import starters
     from lab.config import TrainConfig, eval_every_for
+    from lab.generate import REPLY_TOKENS, GenConfig
     from lab.session import Session
     from lab.analysis.timeline import TimelineConfig
     from lab.train import split_eval
@@ -43,50 +49,37 @@ def job(timeline: bool) -> dict:
         session = Session("default", runs_dir=tmp)
         t = time.perf_counter()
         run = session.train(data, cfg, probes=probes, timeline=TimelineConfig() if timeline else None)
+        trained = time.perf_counter() - t
+        session.compare(probes, GenConfig(max_new_tokens=REPLY_TOKENS))  # the Compare tab's defaults
         seconds = time.perf_counter() - t
-    return {"seconds": seconds, "steps": run.result.steps, "train_seconds": run.result.seconds,
-            "points": len(run.timeline), "timeline_seconds": sum(p["seconds"] for p in run.timeline)}
+    return {"seconds": seconds, "train_call_seconds": trained, "compare_seconds": seconds - trained,
+            "steps": run.result.steps, "train_seconds": run.result.seconds,
+            "points": [p["step"] for p in run.timeline],
+            "timeline_seconds": sum(p["seconds"] for p in run.timeline),
+            "timeline_counted": sum(p.get("counted", p["seconds"]) for p in run.timeline),
+            "step0_cached": bool(run.timeline and run.timeline[0].get("cached"))}
 
 
-def parts(repeats: int = 2) -> dict:
-    """Seconds of each part of one timeline point (and of the meter's answers) on the default
-    model as loaded (fp32 weights, as at step 0 and the last point), best of `repeats`."""
+def parts() -> dict:
+    """Seconds of each part of a timeline point on the default model as loaded (fp32 weights,
+    as at step 0 and the last point): a first point (every probe's full reply, the whole
+    meter, the base model's answers) and a point between (short replies, a third of the
+    meter), as the timeline records them."""
     from lab.data import starters
-    from lab.analysis.forgetting import Meter
-    from lab.masks import encode
     from lab.models import load_model
-    from lab.score import score_encoded
     from lab.analysis.timeline import Timeline, TimelineConfig
 
     model, tok = load_model("default")
-    cfg = TimelineConfig()
-    tl = Timeline(model, tok, starters.probes("persona"), cfg, meter=Meter(tok))
-    meter, pad = tl.meter, tok.pad_token_id
-    tasks = {"probe_replies": lambda: tl.record(0),
-             "probe_nll": lambda: score_encoded(model, [e for _, e in tl._scored], pad),
-             "meter_nll_qa": lambda: score_encoded(model, meter._qa, pad),
-             "meter_nll_text": lambda: score_encoded(model, meter._text, pad),
-             "meter_answers": lambda: meter.answers(model)}
-    tl.meter = None  # "probe_replies" times a point without the meter: replies + probe NLL
-    out = {}
-    for name, task in tasks.items():
-        times = []
-        for _ in range(repeats):
-            t = time.perf_counter()
-            task()
-            times.append(time.perf_counter() - t)
-        out[name] = min(times)
-    out["probe_replies"] -= out["probe_nll"]
-    out["tokens"] = {"probe_nll": sum(len(e.input_ids) for _, e in tl._scored),
-                     "meter_qa": sum(len(e.input_ids) for e in meter._qa),
-                     "meter_text": sum(len(e.input_ids) for e in meter._text)}
-    return out
+    tl = Timeline(model, tok, starters.probes("persona"), TimelineConfig())
+    first = tl.record(0, end=True)
+    between = tl.record(1)
+    return {"first": first["parts"], "between": between["parts"]}
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--rounds", type=int, default=2)
-    p.add_argument("--child", choices=("with", "without"))
+    p.add_argument("--child", choices=("with", "without", "setup"))
     p.add_argument("--parts", action="store_true", help="time one point's parts instead")
     args = p.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -96,37 +89,52 @@ def main() -> None:
     if args.child:
         import warnings
         warnings.simplefilter("ignore")
-        print(json.dumps(job(args.child == "with")))
+        if args.child == "setup":
+            from lab.cli import _prepare_timeline
+            t = time.perf_counter()
+            _prepare_timeline("default")
+            print(json.dumps({"setup_seconds": time.perf_counter() - t}))
+        else:
+            print(json.dumps(job(args.child == "with")))
         return
     import tempfile
 
     from lab.models import cache_dir
 
-    runs = {"without": [], "first": [], "again": []}
+    runs = {name: [] for name in JOBS}
+    setup = []
+
+    def child(kind: str, env: dict) -> dict:
+        done = subprocess.run([sys.executable, "-m", "bench.timeline_cost", "--child", kind],
+                              capture_output=True, text=True, cwd=HERE.parent, env=env)
+        if done.returncode:
+            raise SystemExit(done.stderr[-3000:])
+        return json.loads(done.stdout.strip().splitlines()[-1])
+
     for r in range(args.rounds):
-        # a cache folder of its own per round (the models linked in): "first" computes step 0
-        # and the base answers and keeps them, "again" (a new process) finds them
-        with tempfile.TemporaryDirectory() as tmp:
-            (Path(tmp) / "models").symlink_to(cache_dir() / "models")
-            for name in runs:
+        # cache folders of the round's own (the models linked in): "first" and "again" after
+        # set-up filled one, "cold" with the other empty
+        with tempfile.TemporaryDirectory() as ready, tempfile.TemporaryDirectory() as empty:
+            for tmp in (ready, empty):
+                (Path(tmp) / "models").symlink_to(cache_dir() / "models")
+            setup.append(child("setup", {**os.environ, "SFT_LAB_CACHE": ready}))
+            for name in JOBS:
                 print(f"round {r + 1}/{args.rounds}: {name} ...", file=sys.stderr, flush=True)
-                env = {**os.environ, **({"SFT_LAB_CACHE": tmp} if name != "without" else {})}
-                done = subprocess.run([sys.executable, "-m", "bench.timeline_cost", "--child",
-                                       "without" if name == "without" else "with"],
-                                      capture_output=True, text=True, cwd=HERE.parent, env=env)
-                if done.returncode:
-                    raise SystemExit(done.stderr[-3000:])
-                runs[name].append({**json.loads(done.stdout.strip().splitlines()[-1]),
+                env = {**os.environ, **({"SFT_LAB_CACHE": ready} if name in ("first", "again") else
+                                        {"SFT_LAB_CACHE": empty} if name == "cold" else {})}
+                runs[name].append({**child("without" if name == "without" else "with", env),
                                    "load_average": os.getloadavg()[0]})
                 print(json.dumps(runs[name][-1]), file=sys.stderr, flush=True)
-    best = {k: min(v, key=lambda r: r["seconds"]) for k, v in runs.items()}
-    report = {"date": time.strftime("%Y-%m-%d %H:%M"), "job": "quickstart run (persona, Train tab defaults)",
-              "timeline": "6 points, forgetting meter on (the widgets' default)",
-              "cost_ratio_first": best["first"]["seconds"] / best["without"]["seconds"],
-              "cost_ratio_again": best["again"]["seconds"] / best["without"]["seconds"],
-              "best": best, "runs": runs}
+    from bench.notebooks_full import machine
     from bench.train_vs_trl import RESULTS
     from lab.atomic import write_json
+
+    best = {k: min(v, key=lambda r: r["seconds"]) for k, v in runs.items()}
+    report = {"date": time.strftime("%Y-%m-%d %H:%M"), **machine(),
+              "flow": "quickstart: train (persona, Train tab defaults) then compare the probes (Compare tab defaults)",
+              "timeline": "the Train tab's default: points by budget (a quarter of the training time), meter on",
+              **{f"cost_ratio_{k}": best[k]["seconds"] / best["without"]["seconds"] for k in JOBS[1:]},
+              "setup_seconds": [s["setup_seconds"] for s in setup], "best": best, "runs": runs}
     write_json(RESULTS / "timeline_cost.json", report)
     print(json.dumps({k: v for k, v in report.items() if k != "runs"}, indent=2))
 

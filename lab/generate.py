@@ -17,6 +17,7 @@ from .masks import common_start, render_prompt
 from .records import Conversation
 
 OnToken = Callable[[int, str], None]  # (prompt index, newly decoded text)
+REPLY_TOKENS = 96  # a reply's length in the Compare tab, and at a timeline's first and last point
 
 
 @dataclass
@@ -66,7 +67,8 @@ def _pick(logits: torch.Tensor, cfg: GenConfig, gens: list[torch.Generator]) -> 
 
 @torch.no_grad()
 def _generate_batch(model, tokenizer, texts: list[str], cfg: GenConfig,
-                    on_token: OnToken | None) -> list[str]:
+                    on_token: OnToken | None) -> list[list[int]]:
+    """The reply tokens of each text (a rendered prompt), end of turn left out."""
     device = next(model.parameters()).device
     rows = [tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
     # the tokens every prompt starts with (the chat template's system prompt) run once, on the
@@ -116,7 +118,12 @@ def _generate_batch(model, tokenizer, texts: list[str], cfg: GenConfig,
                 live = [live[j] for j in keep]
             step_ids = nxt[:, None]
             mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
-    return [tokenizer.decode(o, skip_special_tokens=True).strip() for o in out]
+    return out
+
+
+def decode(tokenizer, ids: list[int]) -> str:
+    """A reply's text from its tokens."""
+    return tokenizer.decode(ids, skip_special_tokens=True).strip()
 
 
 @contextmanager
@@ -134,7 +141,7 @@ def continue_text(model, tokenizer, text: str, cfg: GenConfig | None = None) -> 
     """The model's continuation of raw `text`, no chat template applied (e.g. to see what a
     model writes after "<|im_start|>user\n"); it stops at an end-of-turn token, as replies do."""
     with _eval_mode(model):
-        return _generate_batch(model, tokenizer, [text], cfg or GenConfig(), None)[0]
+        return decode(tokenizer, _generate_batch(model, tokenizer, [text], cfg or GenConfig(), None)[0])
 
 
 def generate(model, tokenizer, prompts: list[str | Conversation], cfg: GenConfig | None = None,
@@ -151,11 +158,18 @@ def generate(model, tokenizer, prompts: list[str | Conversation], cfg: GenConfig
     >>> len(replies), replies == generate(model, tok, ["Hi!", "2+2?"], GenConfig(max_new_tokens=4))
     (2, True)
     """
+    return [decode(tokenizer, ids) for ids in generate_ids(model, tokenizer, prompts, cfg, on_token)]
+
+
+def generate_ids(model, tokenizer, prompts: list[str | Conversation], cfg: GenConfig | None = None,
+                 on_token: OnToken | None = None) -> list[list[int]]:
+    """`generate`'s replies as tokens: a reply's first N tokens are what a greedy run with
+    `max_new_tokens=N` writes, so one decoding serves a short and a long reply."""
     cfg = cfg or GenConfig()
     texts = [render_prompt(tokenizer, as_conversation(p)) for p in prompts]
     # similar lengths in a batch mean little left padding
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-    replies: list[str] = [""] * len(texts)
+    replies: list[list[int]] = [[] for _ in texts]
     with _eval_mode(model):
         for start in range(0, len(order), cfg.batch_size):
             idx = order[start:start + cfg.batch_size]

@@ -86,7 +86,7 @@ def make_run(model, tokenizer, data: list[Record], cfg: TrainConfig | None = Non
         cfg = replace(cfg, eval_split=0.0)
     probes = [p if isinstance(p, Conversation) else Conversation.single(p) for p in probes]
     recorder, cache, known = None, None, None
-    if timeline is not None and timeline.points > 0:
+    if timeline is not None and timeline.on:
         device = next(model.parameters()).device.type
         if start.name is not None:  # from a base model: step 0 may be on disk from an earlier run
             cache = BaseCache(start.name, probes, timeline, device)
@@ -95,7 +95,8 @@ def make_run(model, tokenizer, data: list[Record], cfg: TrainConfig | None = Non
         recorder = Timeline(model, tokenizer, probes, timeline, out_dir=out_dir,
                             meter=(meter or Meter(tokenizer)) if timeline.retention else None,
                             base_answers=answers, answers_model=start.base, start_model=start.copy,
-                            start_point=known["point"] if known else None, on_point=on_point)
+                            start_point=known["point"] if known else None,
+                            from_base=start.name is not None, on_point=on_point)
 
     def finish(result: TrainResult) -> dict:
         """The card's fields only the end of a run knows (before `run.json` is written)."""

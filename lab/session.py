@@ -25,7 +25,8 @@ from .models import load_model
 from .records import Conversation
 from .score import Scores, score, token_probabilities
 from .runner import Start, make_run
-from .analysis.timeline import TimelineConfig
+from .analysis import timeline
+from .analysis.timeline import TimelineConfig, reply_key
 from .train import Callback, TrainResult
 
 
@@ -131,7 +132,7 @@ class Session(JobSlot):
             out = runs.fresh_dir(self.runs_dir, name) if save else None
             cfg = cfg or TrainConfig()
             fresh = self.current is None  # from the base weights: step 0 is the base model's
-            with_meter = timeline is not None and timeline.retention and timeline.points > 0
+            with_meter = timeline is not None and timeline.retention and timeline.on
             made = make_run(self.tuned, self.tokenizer, data, cfg, out_dir=out, eval_data=eval_data,
                             probes=probes, timeline=timeline, callbacks=callbacks, stop=self._stop,
                             on_point=on_point, meter=self.meter() if with_meter else None,
@@ -185,9 +186,44 @@ class Session(JobSlot):
     # -- generation and scoring -------------------------------------------------------------
     def reply(self, prompts: list[str | Conversation], *, tuned: bool = True,
               cfg: GenConfig | None = None, on_token=None) -> list[str]:
+        """The tuned (or base) model's reply to each prompt. Replies a timeline already decoded
+        with the same settings (its first and last points, `lab.analysis.timeline`) are handed
+        out as they are, in one `on_token` call each, and not decoded again."""
+        cfg = cfg or GenConfig()
         with self.job(f"generating {len(prompts)} replies"):
-            model = self.model if tuned else self.base
-            return generate(model, self.tokenizer, prompts, cfg, on_token=on_token)
+            known = self._known_replies(tuned, cfg)
+            keys = [reply_key(p) for p in prompts]
+            out = [known.get(k, "") for k in keys]
+            todo = [i for i, k in enumerate(keys) if k not in known]
+            if on_token is not None:
+                for i, k in enumerate(keys):
+                    if known.get(k):
+                        on_token(i, known[k])
+            if todo:
+                model = self.model if tuned else self.base
+                sub = (lambda j, piece: on_token(todo[j], piece)) if on_token is not None else None
+                for i, r in zip(todo, generate(model, self.tokenizer, [prompts[i] for i in todo], cfg,
+                                               on_token=sub)):
+                    out[i] = r
+            return out
+
+    def _known_replies(self, tuned: bool, cfg: GenConfig) -> dict[str, str]:
+        """{prompt key: reply} that a timeline decoded greedily with `cfg`'s length: the last
+        point of the run the tuned model holds (when it reached its last step), or, for the
+        base weights, step 0 of any run of this session that started from them."""
+        if cfg.temperature > 0:
+            return {}
+        run = self.current
+        if tuned and run is not None:
+            last = run.timeline[-1] if run.timeline else None
+            if run.result is None or last is None or last["step"] != run.result.steps:
+                return {}
+            return timeline.full_replies(last, cfg.max_new_tokens)
+        known: dict[str, str] = {}
+        for r in self.runs:
+            if r.timeline and r.timeline[0].get("base"):
+                known.update(timeline.full_replies(r.timeline[0], cfg.max_new_tokens))
+        return known
 
     def compare(self, prompts: list[str | Conversation], cfg: GenConfig | None = None) -> list[dict]:
         """Base and tuned replies to each prompt, decoded with the same settings and seed."""

@@ -254,3 +254,117 @@ def test_step_0_and_the_base_answers_are_kept_on_disk_per_model(taught, tmp_path
         DATA, CFG, probes=PROBES[:1], timeline=tl_cfg)
     assert "cached" not in other.timeline[0]
     assert len(list((tmp_path / "cache" / "timeline").glob("*.json"))) == 2
+
+
+class _Slow(Callback):
+    """Training steps that take `seconds` each (the tiny model trains in milliseconds)."""
+
+    def __init__(self, seconds: float):
+        self.seconds = seconds
+
+    def on_step(self, info):
+        import time
+        time.sleep(self.seconds)
+
+
+def _auto_run(taught, tmp_path, monkeypatch, point_cost: float, steps: int = 20):
+    """A run of `steps` steps of 0.2 s with points by budget, each point's probe scoring made
+    to take `point_cost` seconds more; returns the timeline and the training seconds."""
+    from lab.models import load_model
+    from lab import score as score_mod
+
+    slow_score = score_mod.score_encoded
+
+    def score_encoded(*args, **kwargs):
+        import time
+        time.sleep(point_cost)
+        return slow_score(*args, **kwargs)
+
+    monkeypatch.setattr(timeline, "score_encoded", score_encoded)
+    model, tok = load_model(str(taught.path))
+    tl = Timeline(model, tok, PROBES, TimelineConfig(max_new_tokens=3, reply_tokens=6, retention=False))
+    result = train(model, tok, DATA, replace(CFG, max_steps=steps, lr=1e-3), callbacks=[_Slow(0.2), tl])
+    own = sum(p["seconds"] for p in tl.points)
+    return tl, result.seconds - own
+
+
+def test_points_by_budget_stay_within_a_quarter_of_the_training_time(taught, tmp_path, monkeypatch):
+    """Points costing about a training step: step 0, the last, and as many between as a
+    quarter of the training time holds once the last point's share is set aside."""
+    tl, train_seconds = _auto_run(taught, tmp_path, monkeypatch, point_cost=0.3)
+    steps, spent = [p["step"] for p in tl.points], sum(p["counted"] for p in tl.points)
+    between = [p["counted"] for p in tl.points[1:-1]]
+    assert steps[0] == 0 and steps[-1] == 20 and between, steps
+    assert spent <= 0.25 * train_seconds, (spent, train_seconds, steps)
+    # as many as fit: the budget left over would not have held three more (points cost what
+    # the machine gives them: 0.4-0.7 s here on a busy 2-core machine)
+    assert 0.25 * train_seconds - spent < 3 * max(between), (spent, train_seconds, steps)
+    # the first and last points answer with the Compare tab's length, the slider's replies are their start
+    assert all(p.get("full", {}).get("max_new_tokens") == 6 for p in (tl.points[0], tl.points[-1]))
+    assert not any("full" in p for p in tl.points[1:-1])
+
+
+@pytest.mark.slow  # 20 paced steps: 5 s
+def test_cheap_points_by_budget_are_spread_and_capped(taught, tmp_path, monkeypatch):
+    tl, _ = _auto_run(taught, tmp_path, monkeypatch, point_cost=0.0)
+    steps = [p["step"] for p in tl.points]
+    assert len(steps) == TimelineConfig.most and steps[0] == 0 and steps[-1] == 20, steps
+    assert max(b - a for a, b in zip(steps, steps[1:])) <= 4, steps  # spread over the run, not bunched
+
+
+def test_short_replies_are_the_start_of_the_full_ones(taught):
+    from lab.models import load_model
+
+    model, tok = load_model(str(taught.path))
+    tl = Timeline(model, tok, PROBES, TimelineConfig(points=2, max_new_tokens=3, reply_tokens=8, retention=False))
+    tl.steps = [0, 1]
+    row = tl.record(0, end=True)
+    full = [r["reply"] for r in row["full"]["rows"]]
+    assert all(row["replies"]) and full == generate(model, tok, PROBES, GenConfig(max_new_tokens=8))
+    assert row["replies"] == generate(model, tok, PROBES, GenConfig(max_new_tokens=3))
+
+
+def test_compare_reuses_the_first_and_last_points(taught, tmp_path, monkeypatch):
+    """After a run whose timeline reached its end, the base and tuned replies to its probes
+    with the timeline's decoding are the points' replies (nothing decoded again); other
+    prompts, another length or sampling are decoded."""
+    from lab import session as session_mod
+    from lab.session import Session
+
+    s = Session(str(taught.path), runs_dir=tmp_path)
+    cfg = GenConfig(max_new_tokens=8)
+    base_now = generate(s.base, s.tokenizer, PROBES, cfg)
+    run = s.train(DATA, replace(CFG, lr=1e-3), probes=PROBES,
+                  timeline=TimelineConfig(points=3, max_new_tokens=3, reply_tokens=8, retention=False))
+    tuned_now = generate(s.tuned, s.tokenizer, PROBES, cfg)
+    assert tuned_now != base_now and all(tuned_now)
+    decoded = []
+    real = session_mod.generate
+    monkeypatch.setattr(session_mod, "generate",
+                        lambda model, tok, prompts, cfg=None, on_token=None:
+                        decoded.append(len(prompts)) or real(model, tok, prompts, cfg, on_token=on_token))
+    rows = s.compare(PROBES, cfg)
+    assert decoded == [] and [r["base"] for r in rows] == base_now and [r["tuned"] for r in rows] == tuned_now
+    assert run.timeline[0]["base"] is True
+    s.compare([*PROBES, "A new prompt?"], cfg)
+    assert decoded == [1, 1]          # only the new prompt, for each model
+    s.compare(PROBES, GenConfig(max_new_tokens=5))
+    assert decoded == [1, 1, 2, 2]    # another length: decoded
+    s.reset_to_base()
+    assert s.reply(PROBES, cfg=cfg) == base_now and decoded == [1, 1, 2, 2]  # the base weights' step 0
+
+
+def test_prepare_fills_the_cache_that_a_first_run_reads(taught, tmp_path, monkeypatch):
+    """Set-up computes step 0 per probe set once; the first run of a new session finds it."""
+    from lab.session import Session
+
+    folder = tmp_path / "base-model"
+    shutil.copytree(taught.path, folder)
+    monkeypatch.setenv("SFT_LAB_CACHE", str(tmp_path / "cache"))
+    cfg = TimelineConfig(points=3, max_new_tokens=3, reply_tokens=6)
+    assert timeline.prepare(str(folder), [PROBES, PROBES[:1]], cfg) == 2
+    assert timeline.prepare(str(folder), [PROBES], cfg) == 0  # already there
+    run = Session(str(folder), runs_dir=tmp_path / "runs").train(DATA, CFG, probes=PROBES, timeline=cfg)
+    first = run.timeline[0]
+    assert first["cached"] is True and first["base"] is True and all(first["replies"])
+    assert run.forgetting["questions"] == 30

@@ -67,8 +67,13 @@ def test_start_trains_in_the_background(session, tmp_path):
     assert [s["step"] for s in p.samples] == [1, 1, 2, 2, 3, 3]
     assert [s["prompt"] for s in p.samples[:2]] == ["Question 1?", "Question 2?"]
     assert "finished: 3 steps" in p.message and "eval loss" in p.message and str(tmp_path) in p.message
-    assert p.estimate["seconds"] == pytest.approx(  # the next estimate uses the measured speed
-        (p.estimate["tokens"] + _eval_tokens(p)) / run.result.tokens_per_second, rel=0.01)
+    training = (p.estimate["tokens"] + _eval_tokens(p)) / run.result.tokens_per_second
+    # the next estimate uses the measured speed, and adds the timeline's budget (a quarter)
+    assert p.estimate["seconds"] == pytest.approx(1.25 * training, rel=0.01)
+    assert p.estimate["timeline_seconds"] == pytest.approx(0.25 * training, rel=0.01)
+    assert "(timeline" in p.estimate["text"]
+    p.timeline = False
+    assert p.estimate["seconds"] == pytest.approx(training, rel=0.01) and "(timeline" not in p.estimate["text"]
     assert not any(torch.equal(a, b) for a, b in zip(session.tuned.parameters(), session.base.parameters()))
     # Reset to base: the tuned weights are the base weights again
     p.reset_clicks += 1
@@ -285,6 +290,6 @@ def test_timeline_and_forgetting_meter_live(session):
     assert list(q.timeline_chart.data[1].x) == [0, 2, 3] and q.forgetting == p.forgetting
     p.reset_clicks += 1
     assert list(p.timeline_chart.data[0].x) == [] and p.forgetting == {}
-    p.timeline_points = 0  # off: no timeline file
+    p.timeline = False  # off: no timeline file
     p.start()
     assert p.wait(60).timeline == [] and not (session.runs_dir / p.run.name / "timeline.jsonl").exists()

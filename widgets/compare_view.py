@@ -23,7 +23,7 @@ import traitlets as t
 
 from lab.analysis import influence, timeline
 from lab.present.comparison import make_row, write_table
-from lab.generate import GenConfig
+from lab.generate import REPLY_TOKENS, GenConfig
 from lab.analysis.learned import summarize
 from lab.records import Conversation
 from lab.session import Session
@@ -51,7 +51,7 @@ class CompareView(anywidget.AnyWidget):
     probe_list = t.List(t.Dict(), help="the held-out probes: {prompt, system, reference}").tag(sync=True)
     decoding = t.Unicode("greedy", help="'greedy' (deterministic) or 'sampled'").tag(sync=True)
     temperature = t.Float(0.7, help="sampling temperature (when sampled)").tag(sync=True)
-    max_new_tokens = t.Int(96, help="upper bound on each reply's length").tag(sync=True)
+    max_new_tokens = t.Int(REPLY_TOKENS, help="upper bound on each reply's length").tag(sync=True)
     seed = t.Int(0, help="sampling seed, the same for every model").tag(sync=True)
     reference_mode = t.Bool(False, help="also score reference answers: NLL and per-token "
                             "probabilities under each model").tag(sync=True)

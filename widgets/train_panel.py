@@ -38,9 +38,12 @@ LONG_RUN_S = 15 * 60     # a run estimated to take longer asks for a second pres
 MEASURED_STEPS = 3       # a run this long or longer measures the machine's speed for the estimate
 # The panel's own settings (the run's timeline and samples), declared as TrainConfig's are.
 PANEL_SETTINGS = [
-    {"name": "timeline_points", "type": "int", "default": TimelineConfig.points, "label": "Timeline points",
-     "help": "points of the run at which the probes are answered and scored (step 0, evenly spaced "
-             "steps, the last); 0 = off", "low": 0, "high": None, "step": 1},
+    {"name": "timeline", "type": "bool", "default": True, "label": "Timeline",
+     "help": "answer and score the probes at step 0, at the last step and at a few steps between, "
+             "to watch the replies change as the run goes", "low": None, "high": None, "step": None},
+    {"name": "timeline_points", "type": "int", "default": 0, "label": "Timeline points",
+     "help": "0 = as many as fit a quarter of the run's training time (step 0 and the last step "
+             "always); a number: that many, evenly spaced", "low": 0, "high": None, "step": 1},
     {"name": "forgetting_meter", "type": "bool", "default": TimelineConfig.retention, "label": "Forgetting meter",
      "help": "at each timeline point, the NLL of a general retention set; after the run, its 30 "
              "questions answered by the base and the tuned model", "low": None, "high": None, "step": None},
@@ -121,6 +124,7 @@ class TrainPanel(anywidget.AnyWidget, setting_traits()):
         self._busy = BusyLine(self)
         self.observe(self._on_session, "session")
         self.observe(self._on_settings, [s["name"] for s in settings(panel=True)])
+        self.observe(lambda _: self.refresh_estimate(), ["timeline", "timeline_points", "forgetting_meter"])
         self.observe(lambda _: act(self, self.load_model), "load_clicks")
         self.observe(lambda _: None if self.running else act(self, self.start), "start_clicks")  # a double click starts once
         self.observe(self._on_tuned_run, "tuned_run")
@@ -159,6 +163,21 @@ class TrainPanel(anywidget.AnyWidget, setting_traits()):
             cfg.eval_every = eval_every_for(n_train, cfg, EVALS_PER_RUN)
         return cfg
 
+    def timeline_config(self) -> TimelineConfig | None:
+        """The next run's timeline, from the panel's settings (None: off)."""
+        if not self.timeline:
+            return None
+        return TimelineConfig(points=self.timeline_points or "auto", retention=self.forgetting_meter)
+
+    def _point_seconds(self) -> float | None:
+        """What a timeline point between the first and last cost in this session's last run
+        that had one (for the estimate of a run with a set number of points)."""
+        for r in reversed(self.session.runs):
+            between = [p["counted"] for p in r.timeline[1:-1] if "counted" in p]
+            if between:
+                return sum(between) / len(between)
+        return None
+
     def refresh_estimate(self) -> None:
         """Recompute the pre-launch estimate (tokens, steps, time, memory on this machine)."""
         self.n_examples = len(self._examples)
@@ -171,7 +190,8 @@ class TrainPanel(anywidget.AnyWidget, setting_traits()):
                       if r.result and r.result.steps >= MEASURED_STEPS), None)
         try:
             est = estimate(self._examples, self.session.tokenizer, self.config(), self.session.model,
-                           tokens_per_second=speed)
+                           tokens_per_second=speed, timeline=self.timeline_config(),
+                           point_seconds=self._point_seconds())
         except Exception as err:  # a bad setting or example: the estimate line says so
             self.estimate = {"text": f"no estimate: {error_text(err)}"}
             return
@@ -294,10 +314,8 @@ class TrainPanel(anywidget.AnyWidget, setting_traits()):
         """The run itself, in the thread that holds the session's job slot: it reports, the
         main thread shows (`_Live`, `_finished`)."""
         live = _Live(self, session)
-        tl = (TimelineConfig(points=self.timeline_points, retention=self.forgetting_meter)
-              if self.timeline_points > 0 else None)
         run = session.train(data, cfg, callbacks=[live], save=self._save, probes=self._probes,
-                            timeline=tl, on_point=live.on_point)
+                            timeline=self.timeline_config(), on_point=live.on_point)
         on_main(self._finished, session, run)
 
     def _finished(self, session: Session, run: Run | None) -> None:

@@ -30,6 +30,7 @@ from ..objective import CHUNK
 from ..records import Record
 from ..config import TrainConfig, micro_batch_tokens, steps_for
 from ..train import select, split_eval
+from .timeline import AUTO, TimelineConfig
 
 EFFICIENCY = {False: 0.5, True: 1.2}  # training speed / fp32 matmul rate, in fp32 and in bf16
 OVERHEAD_GB = 0.3       # Python, torch and tokenizer runtime
@@ -76,12 +77,34 @@ def describe(est: dict) -> str:
 
     >>> describe({"tokens": 7148, "steps": 10, "seconds": 62.0, "memory_gb": 4.3, "examples": 40, "held_out": 4})
     '40 trained on, 4 held out · 7,148 tokens · 10 steps · about 1 min 02 s · about 4.3 GB memory'
+    >>> describe({"tokens": 7148, "steps": 10, "seconds": 62.0, "timeline_seconds": 12.4, "memory_gb": 4.3,
+    ...           "examples": 40, "held_out": 0})
+    '40 trained on · 7,148 tokens · 10 steps · about 1 min 02 s (timeline 12 s of it) · about 4.3 GB memory'
     """
     if not est.get("examples"):
         return "no trainable examples"
     held = f", {est['held_out']} held out" if est.get("held_out") else ""
+    tl = f" (timeline {duration(est['timeline_seconds'])} of it)" if est.get("timeline_seconds") else ""
     return (f"{est['examples']} trained on{held} · {est['tokens']:,} tokens · {est['steps']} steps · "
-            f"about {duration(est['seconds'])} · about {est['memory_gb']:.1f} GB memory")
+            f"about {duration(est['seconds'])}{tl} · about {est['memory_gb']:.1f} GB memory")
+
+
+def timeline_seconds(train_seconds: float, steps: int, timeline: TimelineConfig | None,
+                     point_seconds: float | None = None) -> float:
+    """What a run's timeline adds to its `train_seconds`: with points by budget, its budget
+    (the points stop where it is spent); with K points, K - 2 points between (the first and
+    last answer what the Compare tab would) at `point_seconds` each, else a training step's time.
+
+    >>> timeline_seconds(80.0, 10, TimelineConfig()), timeline_seconds(80.0, 10, None)
+    (20.0, 0.0)
+    >>> timeline_seconds(80.0, 10, TimelineConfig(points=6)), timeline_seconds(80.0, 10, TimelineConfig(points=6), 3.0)
+    (32.0, 12.0)
+    """
+    if timeline is None or not timeline.on or not steps:
+        return 0.0
+    if timeline.points == AUTO:
+        return timeline.budget * train_seconds
+    return max(0, timeline.points - 2) * (point_seconds if point_seconds else train_seconds / steps)
 
 
 def seconds_for(tokens: int, params: int, gflops: float, efficiency: float = EFFICIENCY[False]) -> float:
@@ -105,12 +128,14 @@ def memory_gb(params: int, model, batch_size: int, seq_len: int, trained_per_row
 
 def estimate(convs: list[Record], tokenizer, cfg: TrainConfig, model, *,
              gflops: float | None = None, efficiency: float | None = None,
-             tokens_per_second: float | None = None) -> dict:
+             tokens_per_second: float | None = None, timeline: TimelineConfig | None = None,
+             point_seconds: float | None = None) -> dict:
     """Tokens, optimiser steps, seconds and memory (GB) a `train(model, tokenizer, convs, cfg)`
     call will take on this machine. Counts follow the trainer: eval split, truncation, epochs.
 
     `tokens_per_second`, the speed a previous run of this model measured, replaces the FLOP
-    estimate of the time when given: it already knows this machine and this model.
+    estimate of the time when given: it already knows this machine and this model. With a
+    `timeline`, the seconds include its share (`timeline_seconds`, also given apart).
     """
     data, _ = select(convs, cfg)
     if data and cfg.eval_split > 0:
@@ -135,6 +160,8 @@ def estimate(convs: list[Record], tokenizer, cfg: TrainConfig, model, *,
     rows = min(cfg.batch_size, len(encoded))
     longest = max(len(e.input_ids) for e in encoded)
     trained = max(e.n_trained for e in encoded)
-    return {"tokens": tokens, "steps": steps, "seconds": seconds, "examples": len(encoded),
+    extra = timeline_seconds(seconds, steps, timeline, point_seconds)
+    return {"tokens": tokens, "steps": steps, "seconds": seconds + extra, "timeline_seconds": extra,
+            "examples": len(encoded),
             "held_out": len(held),
             "memory_gb": memory_gb(params, model, rows, longest, trained, bf16, cfg.micro_tokens)}

@@ -4,7 +4,8 @@ A fixed retention set written for the lab (`lab/data/starters/retention/`, its R
 rise does and does not mean): 30 general questions with short answers, scored as the NLL of
 the reference answers and as exact-answer accuracy, and 10 plain paragraphs, scored as the
 NLL of every token (the pre-training objective). `Meter.nll` is cheap (one forward pass over
-the set) and runs at every timeline point; `Meter.answers` decodes, and runs before and after.
+the set); a timeline scores a fixed third of it (`few=True`) at every point and the whole set
+at its first and last; `Meter.answers` decodes, and runs before and after.
 
 >>> correct("It has 8 legs.", ["8", "eight"]), correct("About 80.", ["8", "eight"])
 (True, False)
@@ -72,11 +73,13 @@ class Meter:
         self._qa = [encode(q.conv, tokenizer, max_length) for q in self.questions]
         self._text = [encode_text(t, tokenizer, max_length) for t in texts()]
 
-    def nll(self, model, parts: tuple[str, ...] = ("qa", "text")) -> dict[str, float]:
+    def nll(self, model, parts: tuple[str, ...] = ("qa", "text"), few: bool = False) -> dict[str, float]:
         """Mean NLL per token of the reference answers ("qa") and of the paragraphs ("text"),
-        or of the `parts` named."""
+        or of the `parts` named; `few`: of every third question and paragraph only (the same
+        ones every time: a line across a run's points at a third of the cost)."""
         sets = {"qa": self._qa, "text": self._text}
-        return {k: score_encoded(model, sets[k], self.tokenizer.pad_token_id).mean_nll for k in parts}
+        return {k: score_encoded(model, sets[k][::3] if few else sets[k], self.tokenizer.pad_token_id).mean_nll
+                for k in parts}
 
     def answers(self, model, max_new_tokens: int = ANSWER_TOKENS) -> dict:
         """Greedy replies to the questions, and which are right: {"replies", "correct", "accuracy"}."""

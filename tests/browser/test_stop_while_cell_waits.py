@@ -19,7 +19,7 @@ def _notebook(path, runs):
         "from widgets import Lab\n"
         f"app = Lab('tiny-random', path='stop_ds.jsonl', starter='persona', runs_dir={str(runs)!r})\n"
         "app.selected_index = 1\napp",
-        f"app.trainer.max_steps = {STEPS}\napp.trainer.timeline_points = 0\n"
+        f"app.trainer.max_steps = {STEPS}\napp.trainer.timeline = False\n"
         "app.trainer.start()\nrun = app.trainer.wait()\n"
         "print(f'RESULT steps={run.result.steps} stopped={run.result.stopped}')",
     ]
