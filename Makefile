@@ -12,7 +12,7 @@ TORCH_SPEC ?= torch==2.13.0
 TORCH_INDEX ?=
 STAMP  := $(VENV)/.installed
 
-.PHONY: lab test test-fast browser-deps notebooks-full bench clean
+.PHONY: lab test test-fast browser-deps notebooks-full bench class-demo class-demo-test clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -48,6 +48,17 @@ bench: $(STAMP)
 	HF_HUB_OFFLINE=1 $(PY) -m bench.load_time
 	HF_HUB_OFFLINE=1 $(PY) -m bench.generation
 	HF_HUB_OFFLINE=1 $(PY) -m bench.train_vs_trl
+
+# A class challenge on a real JupyterHub on this machine (127.0.0.1:8000) until Ctrl-C: installs
+# JupyterHub (pip, into the venv) and its proxy (npm), then `python -m bench.class_demo serve`.
+# class-demo-test: the same hub, two participants and the teacher in headless Chromium.
+class-demo: $(STAMP)
+	$(PY) -m bench.class_demo install
+	HF_HUB_OFFLINE=1 $(PY) -m bench.class_demo serve $(CLASS_DEMO_ARGS)
+
+class-demo-test: $(STAMP) browser-deps
+	$(PY) -m bench.class_demo install
+	HF_HUB_OFFLINE=1 $(PY) -m pytest tests/browser/test_class_hub.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache tests/artifacts
