@@ -254,32 +254,46 @@ class Timeline(Callback):
         the last point's share) and `step` is where the points that fit, spread evenly over
         the steps left since the last point, would put the next one. Decided afresh at every
         step, from the median step so far (the first step's warm-up and a busy moment of the
-        machine do not count as the run's pace)."""
+        machine do not count as the run's pace), with a tenth of the budget kept aside for
+        steps and points that take longer than the ones measured."""
         per_step = sorted(self._durations)[len(self._durations) // 2]
-        room = self.cfg.budget * per_step * self.total - self.spent - self._end_cost(per_step)
+        room = 0.9 * self.cfg.budget * per_step * self.total - self.spent - self._end_cost(per_step)
         since = max(s for s in self.steps if s <= step) if any(s <= step for s in self.steps) else 0
         at = next_point(since, self.total, room, self._point_cost(per_step), self.cfg.most - len(self.steps))
         return at is not None and step >= at
 
     def _point_cost(self, per_step: float) -> float:
         """What a point between costs: the last one measured, else step 0's parts scaled to a
-        point's shorter replies and fewer probes, else a training step's time."""
+        point's shorter replies and fewer probes (and to this machine's speed now, when they
+        were kept from set-up), else a training step's time."""
         between = [p for p in self.points if p.get("parts") and not p.get("full")]
         if between:
             return between[-1]["counted"]
-        parts = self.points[0].get("parts") if self.points else None
-        if not parts:
-            return per_step
-        share = (self.cfg.max_new_tokens / self.cfg.reply_tokens) * (len(self.probes) / max(1, len(self.all_probes)))
-        return parts.get("replies", 0.0) * share + parts.get("nll", 0.0) + parts.get("meter_few", 0.0)
+        mid, _ = self._costs_from_step_0()
+        return mid if mid is not None else per_step
 
     def _end_cost(self, per_step: float) -> float:
-        """The last point's counted seconds (its NLLs, the whole meter and its answers), from
-        step 0's parts; two points' worth when step 0 did not say."""
-        parts = self.points[0].get("parts") if self.points else None
-        if not parts:
+        """The last point's counted seconds (its NLLs, the whole meter and its answers): step
+        0's parts give its ratio to a point between; two points' worth when they do not say."""
+        mid, end = self._costs_from_step_0()
+        if mid is None or not mid:
             return 2 * self._point_cost(per_step)
-        return sum(v for k, v in parts.items() if k != "replies")
+        return end / mid * self._point_cost(per_step)
+
+    def _costs_from_step_0(self) -> tuple[float | None, float | None]:
+        """(a point between, the last point) in seconds as step 0's parts foretell them."""
+        first = self.points[0] if self.points and self.points[0]["step"] == 0 else None
+        parts = (first or {}).get("parts")
+        if not parts:
+            return None, None
+        share = (self.cfg.max_new_tokens / self.cfg.reply_tokens) * (len(self.probes) / max(1, len(self.all_probes)))
+        mid = parts.get("replies", 0.0) * share + parts.get("nll", 0.0) + parts.get("meter_few", 0.0)
+        end = sum(v for k, v in parts.items() if k != "replies")
+        scale = 1.0
+        if first.get("cached") and first.get("gflops"):  # timed at set-up: as fast as this machine is now?
+            from .estimate import matmul_gflops
+            scale = first["gflops"] / matmul_gflops()
+        return mid * scale, end * scale
 
     @property
     def forgetting(self) -> dict | None:
@@ -308,6 +322,9 @@ class Timeline(Callback):
                                     for c, r in zip(self.all_probes, ids)]}
             if step == 0 and self.from_base:
                 row["base"] = True
+            if step == 0:  # the machine's speed beside step 0's parts, for a later run that reads them
+                from .estimate import matmul_gflops
+                row["gflops"] = matmul_gflops()
         else:
             gen = GenConfig(max_new_tokens=self.cfg.max_new_tokens, batch_size=len(self.probes) or 1)
             row["replies"] = generate(model, self.tokenizer, self.probes, gen) if self.probes else []
