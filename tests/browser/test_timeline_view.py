@@ -2,7 +2,8 @@
 NLL) draws live beside the loss while the quickstart trains, and the Compare tab's step slider
 walks through the run's replies.
 
-Runs on the tiny random model like every browser test; `SFT_LAB_BROWSER_FAST=0` runs it on the
+The run forces six points with the Train tab's "Timeline points" box (points by budget, the
+default, are tested in tests/test_timeline.py). Runs on the tiny random model like every browser test; `SFT_LAB_BROWSER_FAST=0` runs it on the
 default model. Screenshots: timeline_live.png, timeline_done.png, slider_first.png,
 slider_last.png (tests/artifacts/).
 """
@@ -38,6 +39,10 @@ def test_timeline_draws_live_and_the_slider_walks_the_run(jlab):
         steps = tr.locator(".sftlab-max-steps")
         steps.fill("40")
         steps.press("Tab")
+    # six points, as typed: by budget (the default, 0) a tiny model's short run may get none between
+    points = tr.locator(".sftlab-timeline-points")
+    points.fill("6")
+    points.press("Tab")
     button(tr, "Reset to base").click()
     watch_state(tr)
     button(tr, "Start").click()
