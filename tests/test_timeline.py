@@ -369,3 +369,19 @@ def test_prepare_fills_the_cache_that_a_first_run_reads(taught, tmp_path, monkey
     first = run.timeline[0]
     assert first["cached"] is True and first["base"] is True and all(first["replies"])
     assert run.forgetting["questions"] == 30
+
+
+@pytest.mark.slow  # 12 paced steps: 8 s
+def test_a_step_0_kept_from_a_busy_set_up_is_rescaled_to_the_machine_now(taught):
+    """Step 0's parts timed at set-up on a machine twenty times busier than now would leave no
+    room for any point between; the timeline times the probes' NLL once more and scales them."""
+    from lab.models import load_model
+
+    model, tok = load_model(str(taught.path))
+    cfg = TimelineConfig(max_new_tokens=3, reply_tokens=6, retention=False)
+    kept = Timeline(model, tok, PROBES, cfg).record(0, end=True)
+    kept = {**kept, "parts": {k: 20 * v for k, v in kept["parts"].items()}}
+    tl = Timeline(model, tok, PROBES, cfg, start_point=kept)
+    train(model, tok, DATA, replace(CFG, max_steps=12, lr=1e-3), callbacks=[_Slow(0.6), tl])
+    assert tl.points[0]["cached"] and 1 < tl._scale * 20 < 60, tl._scale
+    assert len(tl.points) > 2, [p["step"] for p in tl.points]

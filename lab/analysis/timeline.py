@@ -215,6 +215,7 @@ class Timeline(Callback):
         self._own = 0.0         # seconds of the points since the last step (to tell training time apart)
         self._clock = 0.0       # when the last step ended
         self._durations: list[float] = []  # each training step's own seconds
+        self._scale: float | None = None   # this machine's pace now against a kept step 0's (`_speed`)
         self._scored = [(i, encode(p, tokenizer, 512)) for i, p in enumerate(self.probes) if p.response]
 
     # -- where the points go ----------------------------------------------------------------
@@ -264,7 +265,7 @@ class Timeline(Callback):
 
     def _point_cost(self, per_step: float) -> float:
         """What a point between costs: the last one measured, else step 0's parts scaled to a
-        point's shorter replies and fewer probes (and to this machine's speed now, when they
+        point's shorter replies and fewer probes (and to this machine's pace now, when they
         were kept from set-up), else a training step's time."""
         between = [p for p in self.points if p.get("parts") and not p.get("full")]
         if between:
@@ -289,11 +290,23 @@ class Timeline(Callback):
         share = (self.cfg.max_new_tokens / self.cfg.reply_tokens) * (len(self.probes) / max(1, len(self.all_probes)))
         mid = parts.get("replies", 0.0) * share + parts.get("nll", 0.0) + parts.get("meter_few", 0.0)
         end = sum(v for k, v in parts.items() if k != "replies")
-        scale = 1.0
-        if first.get("cached") and first.get("gflops"):  # timed at set-up: as fast as this machine is now?
-            from .estimate import matmul_gflops
-            scale = first["gflops"] / matmul_gflops()
-        return mid * scale, end * scale
+        return mid * self._speed(parts), end * self._speed(parts)
+
+    def _speed(self, parts: dict) -> float:
+        """How much longer step 0's parts would take now than when they were timed: 1 for a
+        step 0 timed in this run; for one kept from set-up (maybe on a busier or quieter
+        machine), the probes' NLL is scored once more and timed against its kept time."""
+        first = self.points[0]
+        if not first.get("cached") or not self._scored or not parts.get("nll"):
+            return 1.0
+        if self._scale is None:
+            t = time.perf_counter()
+            score_encoded(self.model, [e for _, e in self._scored], self.tokenizer.pad_token_id)
+            seconds = time.perf_counter() - t
+            self.spent += seconds
+            self._own += seconds
+            self._scale = seconds / parts["nll"]
+        return self._scale
 
     @property
     def forgetting(self) -> dict | None:
@@ -322,9 +335,6 @@ class Timeline(Callback):
                                     for c, r in zip(self.all_probes, ids)]}
             if step == 0 and self.from_base:
                 row["base"] = True
-            if step == 0:  # the machine's speed beside step 0's parts, for a later run that reads them
-                from .estimate import matmul_gflops
-                row["gflops"] = matmul_gflops()
         else:
             gen = GenConfig(max_new_tokens=self.cfg.max_new_tokens, batch_size=len(self.probes) or 1)
             row["replies"] = generate(model, self.tokenizer, self.probes, gen) if self.probes else []
