@@ -101,6 +101,9 @@ def main() -> None:
 
     from lab.models import cache_dir
 
+    # a job sharing the 2 cores with another process is 3-30x slower when torch's threads spin
+    # (bench/README.md); passive waiting keeps the jobs' ratio readable on a busy machine
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     runs = {name: [] for name in JOBS}
     setup = []
 
@@ -131,6 +134,7 @@ def main() -> None:
 
     best = {k: min(v, key=lambda r: r["seconds"]) for k, v in runs.items()}
     report = {"date": time.strftime("%Y-%m-%d %H:%M"), **machine(),
+              "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
               "flow": "quickstart: train (persona, Train tab defaults) then compare the probes (Compare tab defaults)",
               "timeline": "the Train tab's default: points by budget (a quarter of the training time), meter on",
               **{f"cost_ratio_{k}": best[k]["seconds"] / best["without"]["seconds"] for k in JOBS[1:]},
