@@ -14,7 +14,9 @@ land in the repository. Results go to `bench/results/notebooks_full.json` (merge
 results when `--only` is given; a row that does not record its commit and CPU kind is dropped,
 since it cannot be compared with anything).
 
-Each row records what it ran on: the commit (and the tracked files under `lab/`, `widgets/` and
+Each row keeps the "checked: ..." lines of its run, with the numbers each claim was checked
+on (the seed-0 run's are also in its reference copy; the other seeds' only here), and records
+what it ran on: the commit (and the tracked files under `lab/`, `widgets/` and
 `notebooks/` that differed from it, if any), the CPU kind (`avx512_bf16` flags counted in
 `/proc/cpuinfo`: 0 means AVX2 only, where the lab trains in fp32), the CPU model, and when.
 
@@ -115,7 +117,7 @@ def run_notebook(path: Path, workdir: Path, executed: Path | None, seed: int = 0
               if out.get("output_type") == "stream" for line in out.get("text", "").splitlines()
               if line.startswith("checked: ")]
     return {"notebook": path.name, "seed": seed, "seconds": round(seconds, 1), "ok": error is None,
-            "claims_checked": len(claims),
+            "claims_checked": len(claims), "checked": [c[len("checked: "):] for c in claims],
             "within_budget": error is None and seconds <= BUDGET_S, "error": error,
             "slowest_cells": [{"cell": i, "seconds": round(s, 1)} for s, i in slowest],
             "load_average_at_start": round(load0, 2), "load_average_at_end": round(os.getloadavg()[0], 2)}
