@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 from ..atomic import write_text
+from ..present import PAGE_STYLE
 from ..present.textdiff import word_diff
 from . import store
 from .challenge import Challenge, load
@@ -118,16 +119,9 @@ def _fmt(v) -> str:
 # ---------------------------------------------------------------------------- HTML export
 
 _e = html.escape
-STYLE = """
-body { font-family: system-ui, sans-serif; font-size: 14px; color: #1f2328; max-width: 1200px;
-       margin: 24px auto; padding: 0 16px; }
-h1 { font-size: 22px; } h2 { font-size: 17px; border-bottom: 1px solid #d1d9e0; padding-bottom: 4px; }
-table { border-collapse: collapse; margin: 6px 0 12px 0; }
-th, td { border: 1px solid #d1d9e0; padding: 4px 8px; text-align: left; vertical-align: top; }
-th { background: #f6f8fa; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
-.text { white-space: pre-wrap; max-width: 520px; } .muted { color: #59636e; }
-.broken { color: #cf222e; } ins { background: rgba(45, 164, 78, 0.22); text-decoration: none; }
-del { background: rgba(207, 34, 46, 0.16); } details { margin: 4px 0 10px 0; }
+STYLE = PAGE_STYLE + """
+body { max-width: 1200px; } .text { white-space: pre-wrap; max-width: 520px; }
+.broken { color: #cf222e; } details { margin: 4px 0 10px 0; }
 """
 
 

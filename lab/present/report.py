@@ -22,22 +22,14 @@ from ..analysis import timeline
 from ..atomic import write_text
 from ..experiments.plots import group_rows, ladder_figure, nll_table_rows, overlay_losses, run_name
 from .plots import loss_figure, timeline_figure
+from . import PAGE_STYLE
 from .textdiff import word_diff
 
 _e = html.escape
-STYLE = """
-body { font-family: system-ui, sans-serif; font-size: 14px; color: #1f2328; max-width: 1100px;
-       margin: 24px auto; padding: 0 16px; }
-h1 { font-size: 22px; } h2 { font-size: 17px; border-bottom: 1px solid #d1d9e0; padding-bottom: 4px; }
-table { border-collapse: collapse; margin: 6px 0 12px 0; }
-th, td { border: 1px solid #d1d9e0; padding: 4px 8px; text-align: left; vertical-align: top; }
-th { background: #f6f8fa; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
-.reply { white-space: pre-wrap; max-width: 420px; }
-ins { background: rgba(45, 164, 78, 0.22); text-decoration: none; }
-del { background: rgba(207, 34, 46, 0.16); }
+STYLE = PAGE_STYLE + """
+body { max-width: 1100px; } .reply { white-space: pre-wrap; max-width: 420px; }
 .tok { font-family: monospace; white-space: pre-wrap; border-radius: 2px; }
-.trained { background: rgba(45, 164, 78, 0.22); } .context { color: #59636e; }
-.muted { color: #59636e; } .chart { margin: 8px 0; }
+.trained { background: rgba(45, 164, 78, 0.22); } .context { color: #59636e; } .chart { margin: 8px 0; }
 """
 
 
