@@ -53,7 +53,7 @@ from typing import Callable
 from .. import runs
 from ..atomic import write_json
 from .forgetting import Meter
-from ..generate import REPLY_TOKENS, GenConfig, decode, generate, generate_ids
+from ..generate import REPLY_TOKENS, GenConfig, as_conversation, decode, generate, generate_ids
 from ..masks import encode
 from ..records import Conversation
 from ..score import score_encoded
@@ -174,10 +174,6 @@ class BaseCache:
                 write_json(self.path, {"point": point, "answers": answers})
             except OSError:  # a read-only cache folder costs time, not correctness
                 pass
-
-
-def as_conversation(p) -> Conversation:
-    return p if isinstance(p, Conversation) else Conversation.single(p)
 
 
 class Timeline(Callback):
