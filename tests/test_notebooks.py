@@ -11,7 +11,7 @@ notebook holds was reached (its condition computed; in fast mode `expect` only p
 checked"), and the claims that do not depend on what a model learnt (the data's shape, the loss
 mask, the objective computed three ways) hold even here; every widget shown was built (its model
 is in the notebook's widget state); every plot drawn has data, and where the notebook holds live
-plotly FigureWidgets, one at least has data at the end.
+charts (`widgets.chart.Chart`), one at least has data at the end.
 
 Full mode (`expect` raises `ClaimFailed` on a claim that does not hold) needs a model that learns
 what the text says it learns. With `SFT_LAB_MODEL=tiny-random` and the notebooks' own settings
@@ -64,14 +64,15 @@ def _recording_expect(condition, claim, *, measured=None):
 _claims.expect = _recording_expect
 """
 
-# Run last: each live plotly FigureWidget's title and how many points its traces hold.
+# Run last: each live chart's title and how many points its traces hold.
 EPILOGUE = """\
-import json as _json, plotly.graph_objects as _go
+import json as _json
 from ipywidgets.widgets import widget as _widget
+from widgets.chart import Chart as _Chart
 def _points(trace):
     return sum(len(v) for v in (getattr(trace, k, None) for k in ("x", "y", "values")) if v is not None)
 _figures = [{{"title": f.layout.title.text, "points": sum(_points(t) for t in f.data)}}
-            for f in list(_widget._instances.values()) if isinstance(f, _go.FigureWidget)]
+            for f in list(_widget._instances.values()) if isinstance(f, _Chart)]
 with open({path!r}, "w") as _f:
     _json.dump(_figures, _f)
 """
@@ -156,7 +157,7 @@ def test_notebook_runs_top_to_bottom(path: Path, tmp_path: Path, monkeypatch):
         for trace in out.get("data", {}).get(PLOTLY, {}).get("data", []):
             assert any(len(trace.get(k) or []) for k in ("x", "y", "values")), f"{path.name}: an empty trace"
     if figures:
-        assert any(f["points"] for f in figures), f"{path.name}: every FigureWidget is empty: {figures}"
+        assert any(f["points"] for f in figures), f"{path.name}: every chart is empty: {figures}"
     if "from widgets import" in "".join(c.source for c in nb.cells):
         assert views or any("text/html" in out.get("data", {}) for out in outputs), \
             f"{path.name}: imports widgets and shows none"

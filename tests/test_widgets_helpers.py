@@ -65,11 +65,17 @@ def test_loss_series_and_figure():
     assert plots.loss_figure([], total_steps=10).layout.xaxis.range == (0.5, 10.5)  # the whole run
 
 
-def test_sync_figure_copies_into_a_figure_widget():
-    widget = go.FigureWidget(plots.length_histogram([1, 2], 8))
-    plots.sync_figure(widget, plots.length_histogram([5, 6, 7], 4))
-    assert list(widget.data[0].x) == [5, 6, 7] and [s.x0 for s in widget.layout.shapes] == [4]
-    assert "3 examples (3 over max_length)" in widget.layout.title.text
+def test_a_chart_sends_its_figure_and_refers_to_the_one_plotly_library():
+    from widgets.chart import Chart, PlotlyLibrary
+
+    chart = Chart(plots.length_histogram([1, 2], 8))
+    chart.show(plots.length_histogram([5, 6, 7, float("nan")], 4))
+    assert list(chart.data[0].x)[:3] == [5, 6, 7] and [s.x0 for s in chart.layout.shapes] == [4]
+    assert chart.figure["data"][0]["x"] == [5, 6, 7, None]  # JSON the browser takes: NaN as null
+    assert "over max_length" in chart.figure["layout"]["title"]["text"]
+    other = Chart()
+    assert isinstance(chart._plotly, PlotlyLibrary) and other._plotly is chart._plotly
+    assert len(chart._esm) < 10_000 < 1_000_000 < len(chart._plotly._esm)  # plotly.js: once per kernel
 
 
 # -- estimate ---------------------------------------------------------------------------------

@@ -277,13 +277,13 @@ def test_timeline_and_forgetting_meter_live(session):
                    timeline_points=3)
     assert p.forgetting_meter and p.timeline_points == 3
     drawn = []
-    p.timeline_chart.data[0].on_change(lambda trace, x: drawn.append(list(x)), "x")
+    p.timeline_chart.observe(lambda change: drawn.append(change.new["data"][0].get("x", [])), "figure")
     p.start()
     run = p.wait(120)
     assert [pt["step"] for pt in run.timeline] == [0, 2, 3] == [pt["step"] for pt in timeline.load(run.out)]
     probe_line, qa_line, text_line = p.timeline_chart.data
     assert list(probe_line.x) == list(qa_line.x) == list(text_line.x) == [0, 2, 3]
-    assert drawn and len(drawn[0]) < 3, "the chart grew point by point while the run went on"
+    assert drawn and len(drawn[0]) < 3 and drawn[-1] == [0, 2, 3], "the chart grew point by point while the run went on"
     assert set(p.forgetting) >= {"base_accuracy", "tuned_accuracy", "right_to_wrong", "wrong_to_right"}
     # after a restart the stored run shows the same timeline and report
     q = panel_for(Session("tiny-random", runs_dir=session.runs_dir))

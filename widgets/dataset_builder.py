@@ -19,7 +19,6 @@ import time
 from pathlib import Path
 
 import anywidget
-import plotly.graph_objects as go
 import traitlets as t
 
 from lab.present import plots
@@ -33,6 +32,7 @@ from lab.records import Conversation
 from lab.data.review import review
 from lab.data.validate import check_dataset
 
+from .chart import Chart
 from ._common import CSS, answer_while_cells_run, error_text, esm
 
 _EDIT_FAILED = "an edit could not be applied: "
@@ -84,7 +84,7 @@ class DatasetBuilder(anywidget.AnyWidget):
         self._convs: list[Conversation] = []
         self._probes: list[Conversation] = []
         self._tokenizer = None
-        self.histogram = go.FigureWidget(plots.length_histogram([], max_length))
+        self.histogram = Chart(plots.length_histogram([], max_length))
         if isinstance(tokenizer, str):
             try:
                 tokenizer = load_tokenizer(tokenizer)
@@ -278,7 +278,7 @@ class DatasetBuilder(anywidget.AnyWidget):
             "dataset_issues": [i.message for i in report.errors + report.warnings if i.index is None],
             "over_max_length": sum(n > self.max_length for n in lengths),
         }
-        plots.sync_figure(self.histogram, plots.length_histogram(lengths, self.max_length))
+        self.histogram.show(plots.length_histogram(lengths, self.max_length))
         self._update_preview()
 
     def _update_preview(self) -> None:

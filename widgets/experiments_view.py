@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Callable, Iterable, Union
 
 import anywidget
-import plotly.graph_objects as go
 import traitlets as t
 
 from lab.present.comparison import make_row
@@ -42,6 +41,7 @@ from lab.present.report import report
 from lab.runs import has_model
 from lab.train import StepInfo, TrainConfig
 
+from .chart import Chart
 from ._common import CSS, act, BusyLine, Job, Throttle, answer_while_cells_run, error_text, esm, join, on_main, plural
 
 Examples = Union[Iterable, Callable[[], Iterable]]
@@ -61,19 +61,6 @@ def _prompt_text(p) -> str:
     if isinstance(p, str):
         return p
     return (p if isinstance(p, Conversation) else parse_record(p, where="probe")).prompt
-
-
-def _sync_figure(target: go.FigureWidget, source: go.Figure) -> None:
-    """Show `source` in `target`: traces updated in place, or replaced when their number changed."""
-    if len(target.data) != len(source.data):
-        target.data = ()
-        target.add_traces(list(source.data))
-        target.layout.update(source.layout.to_plotly_json(), overwrite=True)
-        return
-    with target.batch_update():
-        for old, new in zip(target.data, source.data):
-            old.update(new.to_plotly_json(), overwrite=True)
-        target.layout.update(source.layout.to_plotly_json(), overwrite=True)
 
 
 def _plain(value):
@@ -105,7 +92,7 @@ def failure_message(error: str) -> str:
 
 
 def _figure_trait(help: str) -> anywidget.WidgetTrait:
-    """A synced trait holding a plotly FigureWidget (WidgetTrait takes no `help=` of its own)."""
+    """A synced trait holding a `Chart` (WidgetTrait takes no `help=` of its own)."""
     trait = anywidget.WidgetTrait().tag(sync=True)
     trait.help = help
     return trait
@@ -168,9 +155,8 @@ class ExperimentsView(anywidget.AnyWidget):
     stop_clicks = t.Int(0, help="incremented by the 'Stop' button").tag(sync=True)
     report_clicks = t.Int(0, help="incremented by the 'Report' button").tag(sync=True)
     compare_clicks = t.Int(0, help="incremented by the 'Compare runs' button").tag(sync=True)
-    figure = _figure_trait("training loss per run (a plotly FigureWidget)")
-    ladder = _figure_trait("held-out NLL against the number of examples, for a size ladder (a plotly "
-                           "FigureWidget)")
+    figure = _figure_trait("training loss per run (a Chart)")
+    ladder = _figure_trait("held-out NLL against the number of examples, for a size ladder (a Chart)")
 
     def __init__(self, session, data: Examples, *, eval_data: Examples = (), probes: Examples = (),
                  runs_dir: str | Path | None = None,
@@ -204,8 +190,8 @@ class ExperimentsView(anywidget.AnyWidget):
         self._compare_job = Job(self)          # loads two runs and generates
         self.queue = Queue(session, runs_dir=self.runs_dir, gen=self.gen,
                            on_step=self._on_step, on_run_end=self._on_run_end)
-        self.figure = go.FigureWidget(overlay_losses({}))
-        self.ladder = go.FigureWidget(ladder_figure([]))
+        self.figure = Chart(overlay_losses({}))
+        self.ladder = Chart(ladder_figure([]))
         self._busy = BusyLine(self)
         self._busy.follow(session)
         self.observe(self._on_kind, "kind")
@@ -487,7 +473,7 @@ class ExperimentsView(anywidget.AnyWidget):
             cards = dict(self._cards)
             experiments = [ALL] + list(dict.fromkeys(self._exp[n] for n in self._order))
         self.status_rows = rows
-        _sync_figure(self.figure, overlay_losses(curves, dashed=dashed, groups=groups))
+        self.figure.show(overlay_losses(curves, dashed=dashed, groups=groups))
         if not tables:
             return
         seeded = any(len(v) > 1 for v in groups.values())
@@ -495,7 +481,7 @@ class ExperimentsView(anywidget.AnyWidget):
         ladder = self.show != ALL and len(sizes) >= 3 and all(
             (c.get("variant") or {}).get("transform") == "subsample" for c in visible)
         if ladder:
-            _sync_figure(self.ladder, ladder_figure(visible))
+            self.ladder.show(ladder_figure(visible))
         with self.hold_trait_notifications():
             self.nll_rows = _plain(nll_table_rows(visible))
             self.variant_rows = _plain(group_rows(visible)) if seeded else []

@@ -14,7 +14,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import anywidget
-import plotly.graph_objects as go
 import traitlets as t
 
 from lab.present import plots
@@ -29,6 +28,7 @@ from lab.session import Run, Session
 from lab.analysis.timeline import TimelineConfig
 from lab.train import Callback, StepInfo, TrainResult, split_eval
 
+from .chart import Chart
 from ._common import CSS, act, BusyLine, Job, Throttle, answer_while_cells_run, error_text, esm, on_main
 
 SAMPLE_PROBES = 2        # probe prompts answered after each eval when sample replies are on
@@ -119,8 +119,8 @@ class TrainPanel(anywidget.AnyWidget, setting_traits()):
         self._job = Job(self)
         self._confirmed: dict | None = None
         self.run: Run | None = None  # the last run this panel trained (None: stopped at once)
-        self.chart = go.FigureWidget(plots.loss_figure())
-        self.timeline_chart = go.FigureWidget(plots.timeline_figure())
+        self.chart = Chart(plots.loss_figure())
+        self.timeline_chart = Chart(plots.timeline_figure())
         self._busy = BusyLine(self)
         self.observe(self._on_session, "session")
         self.observe(self._on_settings, [s["name"] for s in settings(panel=True)])
@@ -420,9 +420,9 @@ class TrainPanel(anywidget.AnyWidget, setting_traits()):
         curve = runs.load_curve(card["path"])
         steps = [r for r in curve if "loss" in r]
         total = card.get("total_steps") or (steps[-1].get("total_steps") if steps else None)
-        plots.sync_figure(self.chart, plots.loss_figure(curve, total))
+        self.chart.show(plots.loss_figure(curve, total))
         points = timeline.load(card["path"])
-        plots.sync_figure(self.timeline_chart, plots.timeline_figure(points, total))
+        self.timeline_chart.show(plots.timeline_figure(points, total))
         self.forgetting = (points[-1].get("forgetting") or {}) if points else {}
         self.progress = {"step": card.get("steps") or 0, "total": total or 0,
                          "loss": steps[-1]["loss"] if steps else None} if steps else {}
@@ -430,8 +430,8 @@ class TrainPanel(anywidget.AnyWidget, setting_traits()):
 
     def _clear_run_view(self) -> None:
         self.progress, self.samples, self.confirm, self.tuned_run, self.forgetting = {}, [], "", "", {}
-        plots.sync_figure(self.chart, plots.loss_figure())
-        plots.sync_figure(self.timeline_chart, plots.timeline_figure())
+        self.chart.show(plots.loss_figure())
+        self.timeline_chart.show(plots.timeline_figure())
 
     # -- what the training thread reports, shown on the main thread --------------------------
     def _show(self, history: list[dict], info: StepInfo | None) -> None:
@@ -440,10 +440,7 @@ class TrainPanel(anywidget.AnyWidget, setting_traits()):
             self.progress = {"step": info.step, "total": info.total_steps, "loss": info.loss,
                              "tokens_per_second": info.tokens_per_second, "eta": info.eta,
                              "elapsed": info.elapsed, "epoch": info.epoch}
-        s = plots.loss_series(history)
-        with self.chart.batch_update():
-            self.chart.data[0].x, self.chart.data[0].y = s["train_x"], s["train_y"]
-            self.chart.data[1].x, self.chart.data[1].y = s["eval_x"], s["eval_y"]
+        self.chart.show(plots.loss_figure(history, self.progress.get("total") or None))
 
     def _add_samples(self, rows: list[dict]) -> None:
         """Probe replies the model gave during training (greedy, short)."""
@@ -451,11 +448,11 @@ class TrainPanel(anywidget.AnyWidget, setting_traits()):
 
     def _begin(self, total_steps: int) -> None:
         self.progress = {"step": 0, "total": total_steps}
-        plots.sync_figure(self.chart, plots.loss_figure([], total_steps))
-        plots.sync_figure(self.timeline_chart, plots.timeline_figure([], total_steps))
+        self.chart.show(plots.loss_figure([], total_steps))
+        self.timeline_chart.show(plots.timeline_figure([], total_steps))
 
     def _point(self, points: list[dict], total: int | None) -> None:
-        plots.sync_figure(self.timeline_chart, plots.timeline_figure(points, total))
+        self.timeline_chart.show(plots.timeline_figure(points, total))
         if points[-1].get("forgetting"):
             self.forgetting = points[-1]["forgetting"]
 

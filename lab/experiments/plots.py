@@ -1,8 +1,8 @@
 """Figures and tables for what-if experiments: loss curves of many runs, and one row per run.
 
 Pure functions over run cards (`lab.experiments.load_cards`) and their metrics
-(`lab.experiments.load_curve`); the experiments widget wraps the figure in a
-`go.FigureWidget`, notebooks can show it directly.
+(`lab.experiments.load_curve`); the experiments widget draws the figure in a chart,
+notebooks can show it directly.
 
 >>> fig = overlay_losses({"e/n=2": [{"step": 1, "loss": 3.0}, {"step": 2, "loss": 2.5}],
 ...                       "e/full": [{"step": 1, "loss": 4.0}]}, dashed=["e/full"])

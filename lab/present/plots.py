@@ -1,7 +1,7 @@
 """Figures the lab draws, as pure functions returning a plotly `go.Figure`.
 
-The widgets wrap them in `go.FigureWidget` (and copy a new figure's content into the widget
-with `sync_figure`); notebooks and scripts can show or save them directly.
+The widgets draw them in a `widgets.chart.Chart`; notebooks and scripts can show or save them
+directly.
 
 >>> loss_series([{"step": 1, "loss": 2.5}, {"step": 2, "loss": 2.0}, {"step": 2, "eval_loss": 2.2}])
 {'train_x': [1, 2], 'train_y': [2.5, 2.0], 'eval_x': [2], 'eval_y': [2.2]}
@@ -99,13 +99,3 @@ def timeline_figure(points: Iterable[dict] = (), total_steps: int | None = None)
         fig.update_xaxes(range=[-0.5, total_steps + 0.5], dtick=1 if total_steps <= 12 else None)
     return fig
 
-
-def sync_figure(target: go.Figure, source: go.Figure) -> None:
-    """Copy `source`'s traces and layout into `target` (e.g. a FigureWidget) in one update.
-
-    Both must have the same number of traces, as figures from the same function do.
-    """
-    with target.batch_update():
-        for old, new in zip(target.data, source.data):
-            old.update(new.to_plotly_json(), overwrite=True)
-        target.layout.update(source.layout.to_plotly_json(), overwrite=True)

@@ -54,7 +54,7 @@ function diffView(pieces, against = "the base reply") {
 }
 
 function drawFigures(host, model, figures) {
-  // plotly FigureWidgets held in traits, each drawn into its node once visible through
+  // charts (widgets/chart.py) held in traits, each drawn into its node once visible through
   // anywidget's host; figures: [[trait, node, what]]. Returns the clean-up for render().
   if (!host) return undefined;
   const draw = ([trait, node, what]) => (model.get(trait) ? whenVisible(node, () => host.getWidget(model.get(trait))

@@ -1,5 +1,5 @@
 // ExperimentsView front end: the variant form, the queue's buttons and the settings it trains
-// with, the status table, the loss overlay and size ladder (plotly FigureWidgets drawn through
+// with, the status table, the loss overlay and size ladder (charts drawn through
 // anywidget's host), the held-out NLL tables and two runs side by side with a word diff.
 // State lives in the traits of widgets/experiments_view.py; buttons increment *_clicks traits.
 // Tables are built from rows of data; every text goes in as text (h() appends text nodes).

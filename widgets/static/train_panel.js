@@ -1,5 +1,5 @@
 // TrainPanel front end: model box, hyperparameters, estimate, Start/Stop/Reset, progress,
-// live loss chart (a plotly FigureWidget drawn through anywidget's host) and sample replies.
+// live loss chart (a Chart, widgets/chart.py, drawn through anywidget's host) and sample replies.
 // State lives in the traits of widgets/train_panel.py; buttons increment *_clicks traits.
 
 function clock(seconds) {
