@@ -96,7 +96,9 @@ def main() -> None:
         reports[job or "speed job"] = {"speedup_b_over_a": best["a"]["seconds"] / best["b"]["seconds"],
                                     "best": {k: {f: v[f] for f in fields} for k, v in best.items()},
                                     "runs": sides}
-    report = {"date": time.strftime("%Y-%m-%d %H:%M"), "a": ref, "b": "working tree",
+    from bench.machine import machine
+
+    report = {"date": time.strftime("%Y-%m-%d %H:%M"), **machine(), "a": ref, "b": "working tree",
               "precision": "fp32 (forced)" if args.fp32 else "native",
               **(reports["speed job"] if not args.starter else {"starters": reports})}
     from lab.atomic import write_json

@@ -16,8 +16,8 @@ since it cannot be compared with anything).
 
 Each row keeps the "checked: ..." lines of its run, with the numbers each claim was checked
 on (the seed-0 run's are also in its reference copy; the other seeds' only here), and records
-what it ran on: the commit (and the tracked files under `lab/`, `widgets/` and
-`notebooks/` that differed from it, if any), the CPU kind (`avx512_bf16` flags counted in
+what it ran on: the commit (and the tracked files under `lab/`, `widgets/`,
+`notebooks/` and `bench/` that differed from it, if any), the CPU kind (`avx512_bf16` flags counted in
 `/proc/cpuinfo`: 0 means AVX2 only, where the lab trains in fp32), the CPU model, and when.
 
 The kernels run with `OMP_WAIT_POLICY=PASSIVE` unless the variable is already set: on a machine
@@ -31,15 +31,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
 from datetime import datetime
 from pathlib import Path
 
+from bench.machine import machine
 from lab.atomic import write_json
 
 REPO = Path(__file__).resolve().parents[1]
@@ -56,28 +55,6 @@ def _cell_seconds(cell) -> float | None:
         return None
     parse = lambda s: datetime.fromisoformat(s.replace("Z", "+00:00"))  # noqa: E731
     return (parse(end) - parse(start)).total_seconds()
-
-
-def machine() -> dict:
-    """The commit and the CPU a run used: a time means something only beside these."""
-    def git(*args):
-        try:
-            return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True,
-                                  timeout=30).stdout.strip()
-        except (OSError, subprocess.SubprocessError):
-            return ""
-    try:
-        cpuinfo = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        cpuinfo = ""
-    model = next((line.split(":", 1)[1].strip() for line in cpuinfo.splitlines()
-                  if line.startswith("model name")), platform.processor())
-    bf16 = cpuinfo.count("avx512_bf16")
-    return {"commit": git("rev-parse", "--short=12", "HEAD"),
-            "uncommitted": git("status", "--porcelain", "--untracked-files=no", "--",
-                               "lab", "widgets", "notebooks").splitlines(),
-            "cpu_avx512_bf16": bf16, "cpu_kind": "avx512_bf16" if bf16 else "AVX2 only (fp32 training)",
-            "cpu_model": model}
 
 
 def _without_widget_views(nb):

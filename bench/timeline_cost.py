@@ -128,7 +128,7 @@ def main() -> None:
                 runs[name].append({**child("without" if name == "without" else "with", env),
                                    "load_average": os.getloadavg()[0]})
                 print(json.dumps(runs[name][-1]), file=sys.stderr, flush=True)
-    from bench.notebooks_full import machine
+    from bench.machine import machine
     from bench.train_vs_trl import RESULTS
     from lab.atomic import write_json
 

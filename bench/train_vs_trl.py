@@ -4,12 +4,15 @@ Job (the speed job the README quotes): SmolLM2-135M-Instruct, the first 64 Self-
 input as prompt, output as response), 1 epoch, batch 8, max length 256, lr 5e-5 (linear, no
 warmup), completion-only loss. Held-out NLL on the next 16 seed tasks, scored by one function.
 
-Each trainer runs in its own process (fresh memory peak, same threads), one after another,
-in one invocation, over `--rounds` rounds: ratios between them are what count on a shared
-machine, and each job's fastest run is its row (every run is kept).
+Each trainer runs in its own process (fresh memory peak, same threads), one after another, in
+one invocation, over `--rounds` rounds (3 by default), the order reversed every other round.
+TRL runs in the precision the lab trains in on this CPU (bf16 where native, fp32 where bf16 is
+emulated). The figure is the median over rounds of TRL's time over the lab's in the same round,
+with the spread; every run is kept, with the machine's matmul peak around it. Results go to
+`bench/results/train_vs_trl.KIND-YYYYMMDD.json` with the commit and the CPU kind.
 
-    python -m bench.train_vs_trl                 # lab, TRL fp32, TRL bf16, two rounds
-    python -m bench.train_vs_trl --jobs lab trl-bf16 --rounds 3
+    python -m bench.train_vs_trl                 # lab and TRL in the lab's precision, 3 rounds
+    python -m bench.train_vs_trl --jobs lab trl-fp32 trl-bf16 --rounds 2
 """
 from __future__ import annotations
 
@@ -17,6 +20,7 @@ import argparse
 import json
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import time
@@ -59,10 +63,15 @@ def matmul_peak() -> dict:
     return out
 
 
+def max_length() -> int:
+    """The job's max length: 256, or `--max-length` (passed to the children in the environment)."""
+    return int(os.environ.get("SFT_LAB_BENCH_MAX_LENGTH", MAX_LEN))
+
+
 def held_out_nll(model, tok, eval_set) -> float:
     from lab.score import score
 
-    return score(model, tok, eval_set, max_length=MAX_LEN).mean_nll
+    return score(model, tok, eval_set, max_length=max_length()).mean_nll
 
 
 def job_lab() -> dict:
@@ -71,7 +80,7 @@ def job_lab() -> dict:
 
     train_set, eval_set = seed_tasks()
     model, tok = load_model("default")
-    cfg = TrainConfig(epochs=EPOCHS, batch_size=BATCH, max_length=MAX_LEN, lr=LR, schedule="linear",
+    cfg = TrainConfig(epochs=EPOCHS, batch_size=BATCH, max_length=max_length(), lr=LR, schedule="linear",
                       warmup_ratio=0.0, max_grad_norm=1.0, seed=0)
     result = train(model, tok, train_set, cfg)
     return {"seconds": result.seconds, "tokens": result.train_tokens, "steps": result.steps,
@@ -94,7 +103,7 @@ def job_trl(bf16: bool) -> dict:
     rows = [{"prompt": [{"role": "user", "content": c.prompt}],
              "completion": [{"role": "assistant", "content": c.response}]} for c in train_set]
     cfg = SFTConfig(output_dir=str(RESULTS / "trl-tmp"), num_train_epochs=EPOCHS,
-                    per_device_train_batch_size=BATCH, max_length=MAX_LEN, learning_rate=LR,
+                    per_device_train_batch_size=BATCH, max_length=max_length(), learning_rate=LR,
                     lr_scheduler_type="linear", warmup_steps=0, completion_only_loss=True,
                     bf16=bf16, use_cpu=True, report_to="none", save_strategy="no", logging_steps=1,
                     seed=0, max_grad_norm=1.0, weight_decay=0.0, disable_tqdm=True,
@@ -142,14 +151,28 @@ def timed_run(job: str, n_params: int) -> dict:
     return r
 
 
+def trl_job() -> str:
+    """TRL in the precision the lab trains in on this CPU: bf16 where bf16 products are native,
+    fp32 where they are emulated (TRL's bf16 would take hours there and compare nothing)."""
+    from lab.engine.device import cpu_has_native_bf16
+
+    return "trl-bf16" if cpu_has_native_bf16() else "trl-fp32"
+
+
+def spread(values: list[float]) -> dict:
+    return {"median": statistics.median(values), "min": min(values), "max": max(values),
+            "each": values}
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
-    p.add_argument("--jobs", nargs="+", default=list(JOBS), choices=list(JOBS))
-    p.add_argument("--rounds", type=int, default=2,
-                   help="run the jobs in turn this many times; each job's row is its fastest run")
+    p.add_argument("--jobs", nargs="+", choices=list(JOBS),
+                   help="default: the lab and TRL in the lab's precision on this CPU")
+    p.add_argument("--rounds", type=int, default=3,
+                   help="rounds of the jobs in turn, the order reversed every other round")
+    p.add_argument("--max-length", type=int, default=MAX_LEN,
+                   help="the job's max length in tokens (256; 512 checks memory at longer rows)")
     p.add_argument("--child", choices=list(JOBS))
-    p.add_argument("--merge", action="store_true",
-                   help="keep the other jobs of the last results file (each job keeps its date)")
     args = p.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     if args.child:
@@ -159,38 +182,44 @@ def main() -> None:
         out["peak_rss_gb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20
         print(json.dumps(out))
         return
+    os.environ["SFT_LAB_BENCH_MAX_LENGTH"] = str(args.max_length)  # the children read it
+    jobs = args.jobs or ["lab", trl_job()]
     n_params = 134_515_008  # SmolLM2-135M, tied embeddings counted once (used as the LM head)
-    rows = {}
-    old = RESULTS / "train_vs_trl.json"
-    if args.merge and old.is_file():
-        rows = json.loads(old.read_text())["jobs"]
-    # Alternating the jobs over several rounds gives each the machine's fast and slow spells
-    # alike; the fastest run of each is what the job costs on this machine (as the matmul peak
-    # is the fastest product), and every run is kept in the row's "runs".
-    runs = {job: [] for job in args.jobs}
+    # Alternating the jobs (lab, TRL; TRL, lab; ...) gives each the machine's fast and slow
+    # spells alike; a ratio is taken within a round, and the median over rounds is the figure.
+    runs = {job: [] for job in jobs}
     for round_ in range(args.rounds):
-        for job in args.jobs:
+        for job in (jobs if round_ % 2 == 0 else jobs[::-1]):
             print(f"round {round_ + 1}/{args.rounds}: {job} ...", file=sys.stderr, flush=True)
-            runs[job].append(timed_run(job, n_params))
+            runs[job].append({**timed_run(job, n_params), "load_average": os.getloadavg()[0]})
             print(json.dumps({job: runs[job][-1]}), file=sys.stderr, flush=True)
+    rows = {}
     for job, done in runs.items():
-        best = min(done, key=lambda r: r["seconds"])
-        rows[job] = {**best, "runs": [{k: r[k] for k in ("seconds", "fraction_of_bf16_peak",
-                                                          "peak_rss_gb", "date")} for r in done]}
-    peaks = [{k: max(r["matmul_peak_gflops"][w][k] for w in ("before", "after"))
-              for k in ("fp32", "bf16")} for r in rows.values()]
-    from lab.engine.device import cpu_has_native_bf16
-    report = {"date": time.strftime("%Y-%m-%d %H:%M"), "cpu_threads": os.cpu_count(),
-              "cpu_native_bf16": cpu_has_native_bf16(),
-              "matmul_peak_gflops": {k: max(p[k] for p in peaks) for k in peaks[0]}, "jobs": rows}
+        middle = sorted(done, key=lambda r: r["seconds"])[len(done) // 2]
+        rows[job] = {**middle, "seconds": spread([r["seconds"] for r in done]),
+                     "peak_rss_gb_max": max(r["peak_rss_gb"] for r in done), "runs": done}
+    from bench.machine import dated_result, machine
+    from lab.atomic import write_json
+
+    report = {"date": time.strftime("%Y-%m-%d %H:%M"), **machine(), "cpu_threads": os.cpu_count(),
+              "rounds": args.rounds, "max_length": max_length(),
+              "matmul_peak_gflops": {k: max(r["matmul_peak_gflops"][w][k] for rs in runs.values()
+                                            for r in rs for w in ("before", "after"))
+                                     for k in ("fp32", "bf16")},
+              "jobs": rows}
     if "lab" in rows:
-        report["speedup_vs"] = {j: rows[j]["seconds"] / rows["lab"]["seconds"] for j in rows if j != "lab"}
+        lab = runs["lab"]
+        report["lab_fraction_of_peak"] = {
+            "fp32": spread([r["fraction_of_fp32_peak"] for r in lab]),
+            "bf16": spread([r["fraction_of_bf16_peak"] for r in lab])}
+        report["speedup_vs"] = {j: spread([o["seconds"] / m["seconds"] for o, m in zip(runs[j], lab)])
+                                for j in rows if j != "lab"}
         report["held_out_nll_ratio_vs"] = {j: rows["lab"]["held_out_nll"] / rows[j]["held_out_nll"]
                                            for j in rows if j != "lab"}
-    RESULTS.mkdir(exist_ok=True)
-    from lab.atomic import write_json
-    write_json(RESULTS / "train_vs_trl.json", report)
-    print(json.dumps(report, indent=2))
+    out = dated_result("train_vs_trl" + (f"_len{max_length()}" if max_length() != MAX_LEN else ""))
+    write_json(out, report)
+    print(json.dumps({k: v for k, v in report.items() if k != "jobs"}, indent=2))
+    print(f"written to {out}", file=sys.stderr)
 
 
 if __name__ == "__main__":
