@@ -1,6 +1,6 @@
 """What "Which examples?" costs: one reply explained against 100 training examples, default model.
 
-The first 100 Self-Instruct seed tasks (../shared/data) are the training set, cut at the
+The first 100 Self-Instruct seed tasks (tests/data, a copy of ../shared/data) are the training set, cut at the
 trainer's default max_length; the reply is the model's greedy answer to the 101st task. The
 time of `lab.analysis.influence.influence` (the query gradient and one gradient per example) is set
 beside a plain scoring pass over the same examples (`lab.score.score`, forward only): no
@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-SEED_TASKS = HERE.parents[1] / "shared" / "data" / "self_instruct_seed_tasks.jsonl"
+SEED_TASKS = HERE.parent / "tests" / "data" / "self_instruct_seed_tasks.jsonl"
 
 
 def main() -> None:

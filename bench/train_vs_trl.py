@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-SEED = HERE.parent.parent / "shared" / "data" / "self_instruct_seed_tasks.jsonl"
+SEED = HERE.parent / "tests" / "data" / "self_instruct_seed_tasks.jsonl"  # in every clone and worktree
 RESULTS = HERE / "results"
 N_TRAIN, N_EVAL = 64, 16
 EPOCHS, BATCH, MAX_LEN, LR = 1, 8, 256, 5e-5
