@@ -31,13 +31,17 @@ browser-deps:
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium >/dev/null; \
 	  else sudo apt-get update -qq && sudo apt-get install -y -qq chromium >/dev/null; fi; }
 
+# Two test processes (pytest-xdist), a file each at a time: the tests keep one core busy on
+# average, so two processes use the second (browser tests wait on JupyterLab, kernels start).
+PYTEST_PAR ?= -n 2 --dist loadfile
+
 test: $(STAMP) browser-deps
-	HF_HUB_OFFLINE=1 $(PY) -m pytest
+	HF_HUB_OFFLINE=1 $(PY) -m pytest $(PYTEST_PAR)
 
 # No browser, no slow work (the default model, notebook runs, TRL), a quarter of the fuzz
 # examples: under 3 minutes on a 2-core laptop.
 test-fast: $(STAMP)
-	HF_HUB_OFFLINE=1 SFT_LAB_FUZZ_SCALE=0.25 $(PY) -m pytest -m "not browser and not slow"
+	HF_HUB_OFFLINE=1 SFT_LAB_FUZZ_SCALE=0.25 $(PY) -m pytest $(PYTEST_PAR) -m "not browser and not slow"
 
 # Every notebook top to bottom with the default model (the workshop as a teacher runs it).
 notebooks-full: $(STAMP)

@@ -10,6 +10,9 @@ from types import SimpleNamespace
 import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never reach a model hub
+# `make test` runs two test processes on a 2-core machine: OpenMP threads that spin while they
+# wait would take the cores from the other process (torch 3-30x slower); passive ones sleep
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 REPO = Path(__file__).resolve().parents[1]
 # the 175 Self-Instruct seed tasks (Apache-2.0, see tests/data/README.md), in every clone

@@ -138,7 +138,8 @@ def jupyter_server(tmp_path_factory):
         {"disabledExtensions": {"@jupyterlab/apputils-extension:announcements": True}}))
 
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    log = ARTIFACTS / "jupyter-server.log"
+    worker = os.environ.get("PYTEST_XDIST_WORKER")  # one server per test process (make test runs two)
+    log = ARTIFACTS / (f"jupyter-server-{worker}.log" if worker else "jupyter-server.log")
     port, token = _free_port(), secrets.token_hex(24)
     env = dict(os.environ,
                SFT_LAB_FAST=os.environ.get("SFT_LAB_BROWSER_FAST", "1"),  # 0: the default model
