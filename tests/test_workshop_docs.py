@@ -123,7 +123,7 @@ KEY_OUTCOMES = {
     "Q7": {N4: ["the five rows of the 10% mix become much more likely once trained on (NLL down by a third or more)"]},
     "Q9": {N2: [FORMAT_KEPT, "most tuned runs answer fewer probes right than the base model"]},
     "Q10": {N5: ["the tuned model opens with 'Term:' nearly always, the base model never"]},
-    "Q11": {N2: [FORMAT_KEPT], N5: ["on the topics C never saw, A's held-out NLL is clearly lower than C's"],
+    "Q11": {N2: [FORMAT_KEPT], N5: ["on the topics C never saw, A's held-out NLL is lower than C's"],
             N6: ["the narrow run: as good as the healthy run or better on the categories it saw, clearly worse "
                  "(by half a nat or more) on the others"]},
     "Q14": {N3: MEMORISED},

@@ -29,9 +29,10 @@ class PlotlyLibrary(anywidget.AnyWidget):
     _esm = t.Unicode().tag(sync=True)
 
     def __init__(self):
-        # plotly.min.js is a UMD bundle: given a CommonJS `module`, it hands the library there.
+        # plotly.min.js is a UMD bundle: given a CommonJS `module`, it hands the library there
+        # (some versions set window.Plotly as well, or instead).
         super().__init__(_esm="const module = { exports: {} };\n" + PLOTLY_JS.read_text(encoding="utf-8")
-                         + "\nglobalThis.__sftlabPlotly = module.exports;"
+                         + "\nglobalThis.__sftlabPlotly = module.exports.react ? module.exports : globalThis.Plotly;"
                          "\nglobalThis.__sftlabPlotlyLoads = (globalThis.__sftlabPlotlyLoads || 0) + 1;"
                          "\nexport default {};\n")
 
