@@ -26,9 +26,10 @@ import sys
 import time
 from pathlib import Path
 
+from bench.machine import RESULTS
+
 HERE = Path(__file__).resolve().parent
 SEED = HERE.parent / "tests" / "data" / "self_instruct_seed_tasks.jsonl"  # in every clone and worktree
-RESULTS = HERE / "results"
 N_TRAIN, N_EVAL = 64, 16
 EPOCHS, BATCH, MAX_LEN, LR = 1, 8, 256, 5e-5
 
